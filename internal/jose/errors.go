@@ -28,3 +28,14 @@ var (
 	ErrIssuedInFuture  = errors.New("jose: token issued in the future")
 	ErrLifetimeTooLong = errors.New("jose: token lifetime exceeds the maximum")
 )
+
+// Errors that are not token rejections.
+var (
+	// ErrMisconfigured reports a Profile, Expectations or TrustedIssuers
+	// that the caller built wrongly (HS256 in an allowlist, no audience).
+	// It is a programming error: map it to a server error, not to
+	// invalid_grant.
+	ErrMisconfigured = errors.New("jose: invalid verification configuration")
+	// ErrInvalidKeySet reports a JWK Set document that ParseJWKS refuses.
+	ErrInvalidKeySet = errors.New("jose: invalid JWK set")
+)

@@ -14,6 +14,7 @@ import (
 	"sync"
 
 	gojose "github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/cryptosigner"
 )
 
 // Algorithm names used across OpenXAA.
@@ -198,7 +199,15 @@ func (s *LocalSigner) signerFor(typ string) (gojose.Signer, error) {
 	if typ != "" {
 		opts = opts.WithType(gojose.ContentType(typ))
 	}
-	signer, err := gojose.NewSigner(gojose.SigningKey{Algorithm: s.alg, Key: s.key}, opts)
+	// go-jose signs natively only with in-memory private keys; any other
+	// crypto.Signer (KMS, HSM, a wrapper) goes through its opaque adapter.
+	var key any = s.key
+	switch s.key.(type) {
+	case *ecdsa.PrivateKey, ed25519.PrivateKey:
+	default:
+		key = cryptosigner.Opaque(s.key)
+	}
+	signer, err := gojose.NewSigner(gojose.SigningKey{Algorithm: s.alg, Key: key}, opts)
 	if err != nil {
 		return nil, fmt.Errorf("jose: new signer: %w", err)
 	}
