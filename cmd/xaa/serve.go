@@ -1,0 +1,192 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
+
+	"github.com/openxaa/xaa/internal/config"
+	"github.com/openxaa/xaa/internal/httpserver"
+	"github.com/openxaa/xaa/internal/jose"
+	"github.com/openxaa/xaa/internal/keyring"
+	"github.com/openxaa/xaa/internal/store"
+	"github.com/openxaa/xaa/internal/store/sqlstore"
+)
+
+// jwksMaxAge is how long relying parties may cache our JWKS. Rotation
+// pre-publishes the next key, so this only bounds how soon a retired key
+// disappears from their caches.
+const jwksMaxAge = 5 * time.Minute
+
+func newServeCommand(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "serve",
+		Short: "Run the server: publishes each configured issuer's JWKS and manages its key lifecycle",
+		Long: `serve runs the OpenXAA server shell on listen.addr: /healthz, /readyz (checks
+the database), and for each configured issuer its JWKS at <issuer path>/jwks.json.
+Prometheus metrics are served on listen.admin_addr only. Signing keys are
+created on first start, reloaded every 30 s, retired when due and rotated
+every keys.rotate_every.
+
+The IdP and authorization-server protocol endpoints arrive with their
+issues; this command is the shell they mount into.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(cmd, e)
+			if err != nil {
+				return err
+			}
+			return serve(cmd.Context(), cfg, e)
+		},
+	}
+}
+
+func serve(ctx context.Context, cfg *config.Config, e *env) error {
+	logger := newLogger(cfg.Log, e.stderr)
+	db, err := openStore(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := checkSchema(ctx, db); err != nil {
+		return err
+	}
+
+	rs := roles(cfg)
+	if len(rs) == 0 {
+		return errors.New("no issuer is configured: set issuers.idp and/or issuers.authserver")
+	}
+	mux := http.NewServeMux()
+	managers := make(map[string]*keyring.Manager, len(rs))
+	for _, r := range rs {
+		m, err := keyManager(ctx, cfg, db, r, logger)
+		if err != nil {
+			return err
+		}
+		managers[r.name] = m
+		path, err := jwksPath(r.issuer)
+		if err != nil {
+			return err
+		}
+		mux.Handle("GET "+path, jose.JWKSHandler(m.PublicKeys, jwksMaxAge))
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	srv, err := httpserver.New(httpserver.Options{
+		Name:        "xaa",
+		Addr:        cfg.Listen.Addr,
+		AdminAddr:   cfg.Listen.AdminAddr,
+		Handler:     mux,
+		Registry:    reg,
+		Logger:      logger,
+		Ready:       db.Ping,
+		TLSCertFile: cfg.Listen.TLSCertFile,
+		TLSKeyFile:  cfg.Listen.TLSKeyFile,
+	})
+	if err != nil {
+		return err
+	}
+	if err := srv.Listen(); err != nil {
+		return err
+	}
+	scheme := "http"
+	if cfg.Listen.TLSCertFile != "" {
+		scheme = "https"
+	}
+	fmt.Fprintf(e.stdout, "serving on %s://%s\n", scheme, srv.Addr())
+	if a := srv.AdminAddr(); a != "" {
+		fmt.Fprintf(e.stdout, "admin (metrics) on http://%s\n", a)
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		maintain(ctx, db, managers, time.Duration(cfg.Keys.RotateEvery), logger)
+	}()
+	err = srv.Serve(ctx)
+	cancel()
+	<-done
+	return err
+}
+
+// checkSchema refuses to serve on a database that `xaa migrate` has not
+// brought up to date: serving on a partial schema fails later and worse.
+func checkSchema(ctx context.Context, db *sqlstore.DB) error {
+	pending, err := db.PendingMigrations(ctx)
+	if err != nil {
+		return fmt.Errorf("check schema: %w", err)
+	}
+	if len(pending) > 0 {
+		return fmt.Errorf("the database schema is not up to date (%d pending migration(s)); run `xaa migrate` first", len(pending))
+	}
+	return nil
+}
+
+// maintain runs the periodic upkeep: it reloads keys (another instance may
+// have rotated), retires keys whose tokens have all expired, rotates on
+// schedule, and prunes expired single-use values.
+func maintain(ctx context.Context, db store.Replay, managers map[string]*keyring.Manager, rotateEvery time.Duration, logger *slog.Logger) {
+	t := time.NewTicker(keyRefreshInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if n, err := db.PruneReplay(ctx, time.Now()); err != nil {
+			logger.Error("prune replay store", "err", err)
+		} else if n > 0 {
+			logger.Debug("pruned replay store", "rows", n)
+		}
+		for name, m := range managers {
+			log := logger.With("role", name)
+			if err := m.Refresh(ctx); err != nil {
+				log.Error("reload signing keys", "err", err)
+				continue
+			}
+			if n, err := m.RetireExpired(ctx); err != nil {
+				log.Error("retire signing keys", "err", err)
+			} else if n > 0 {
+				log.Info("retired signing keys", "count", n)
+			}
+			if rotateEvery > 0 {
+				rotateIfDue(ctx, m, rotateEvery, log)
+			}
+		}
+	}
+}
+
+func rotateIfDue(ctx context.Context, m *keyring.Manager, every time.Duration, log *slog.Logger) {
+	keys, err := m.List(ctx)
+	if err != nil {
+		log.Error("list signing keys", "err", err)
+		return
+	}
+	for _, k := range keys {
+		if k.State != store.KeyActive || time.Since(k.ActivatedAt) < every {
+			continue
+		}
+		rot, err := m.Rotate(ctx)
+		switch {
+		case errors.Is(err, store.ErrConflict):
+			// Another instance rotated first; the next Refresh picks it up.
+			log.Info("signing key rotated by another instance")
+		case err != nil:
+			log.Error("rotate signing key", "err", err)
+		default:
+			log.Info("rotated signing key", "active", rot.Active, "next", rot.Next)
+		}
+		return
+	}
+}

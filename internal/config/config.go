@@ -1,0 +1,145 @@
+package config
+
+import (
+	"path/filepath"
+	"time"
+)
+
+// Config is the content of the config file after environment overrides.
+// It describes the deployment; it is not what the servers run on. cmd/xaa
+// turns it into each role's own runtime Config (typed, with its store and
+// signer wired in), as dex separates its file config from server.Config.
+//
+// Each role adds its section as one more sub-struct here. The decoder walks
+// any struct shape by its yaml tags, so a new section needs its type, a
+// validate step called from Validate, and an entry in examples/config.yaml
+// (a test fails until the example documents every key).
+type Config struct {
+	// Database is the store that every instance of a deployment shares.
+	Database Database `yaml:"database"`
+	// Keys controls this deployment's signing keys.
+	Keys Keys `yaml:"keys"`
+	// Log controls the process log (not the audit trail, which is durable
+	// and lives in the database).
+	Log Log `yaml:"log"`
+	// Listen holds the network listeners.
+	Listen Listen `yaml:"listen"`
+	// Issuers holds the issuer URL of each role.
+	Issuers Issuers `yaml:"issuers"`
+	// DevMode relaxes checks that only make sense in production: it allows
+	// http:// issuers on loopback addresses. Never set it in production.
+	DevMode bool `yaml:"dev_mode"`
+
+	// sources records where each value came from (file position or
+	// environment variable), keyed by dotted path, so that Validate can
+	// point at the line to fix. Nil for a Config built in code.
+	sources map[string]source
+}
+
+// Database selects and sizes the store.
+type Database struct {
+	// URL selects the backend by its scheme: "sqlite:/var/lib/xaa/xaa.db"
+	// (or "file:...") for the embedded SQLite store, "postgres://user@host:5432/xaa"
+	// (or "postgresql://") for PostgreSQL. It may hold a password, so it
+	// prints redacted; prefer XAA_DATABASE_URL_FILE for a URL with a password.
+	URL SecretURL `yaml:"url"`
+	// MaxOpenConns caps the connection pool (1 to 1000).
+	MaxOpenConns int `yaml:"max_open_conns"`
+}
+
+// Keys controls signing keys and the key that seals them at rest.
+type Keys struct {
+	// WrappingKeyFile is the path of a file holding the wrapping key (32
+	// random bytes, base64) that encrypts private signing keys in the
+	// database. The key manager refuses the file unless its mode is 0600 or
+	// 0400 and it is owned by the service user. Create one with `xaa keys init`.
+	WrappingKeyFile string `yaml:"wrapping_key_file"`
+	// WrappingKey is the wrapping key itself, base64. Discouraged: config
+	// files get copied around; prefer WrappingKeyFile or the environment
+	// variables XAA_KEYS_WRAPPING_KEY(_FILE).
+	WrappingKey Secret `yaml:"wrapping_key"`
+	// Algorithm signs the tokens this deployment issues: ES256 or EdDSA.
+	Algorithm string `yaml:"algorithm"`
+	// MaxTokenLifetime is the longest lifetime of any token signed with
+	// these keys. A retired key stays published this long plus leeway, so
+	// every token it signed can still be verified. At most 24h.
+	MaxTokenLifetime Duration `yaml:"max_token_lifetime"`
+	// RotateEvery is how often a new signing key replaces the current one;
+	// 0 disables automatic rotation (rotate with `xaa keys rotate`).
+	RotateEvery Duration `yaml:"rotate_every"`
+}
+
+// Log controls the process log.
+type Log struct {
+	// Level is the minimum level logged: debug, info, warn or error.
+	Level string `yaml:"level"`
+	// Format is json (for log shippers) or text (for people).
+	Format string `yaml:"format"`
+}
+
+// Listen holds the network listeners. Roles get their own listeners in
+// their own sections later; this is the shared shell.
+type Listen struct {
+	// Addr is the host:port of the public listener (the protocol endpoints).
+	// ":8080" listens on every interface.
+	Addr string `yaml:"addr"`
+	// AdminAddr is the host:port of the operations listener (health,
+	// readiness, metrics). Empty disables it. Keep it off the public network.
+	AdminAddr string `yaml:"admin_addr"`
+	// TLSCertFile and TLSKeyFile turn on TLS for Addr; set both or neither.
+	// Leave both empty when a proxy in TrustedProxies terminates TLS.
+	TLSCertFile string `yaml:"tls_cert_file"`
+	// TLSKeyFile is the PEM private key for TLSCertFile.
+	TLSKeyFile string `yaml:"tls_key_file"`
+	// TrustedProxies lists the CIDRs (such as "10.0.0.0/8") of the reverse
+	// proxies whose X-Forwarded-* and Forwarded headers are believed. From
+	// anyone else those headers are ignored. Issuer URLs never come from
+	// these headers.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+}
+
+// Issuers holds each role's issuer URL: the exact "iss" of the tokens it
+// signs and the base of its metadata URL.
+type Issuers struct {
+	// IdP is the enterprise identity provider's issuer.
+	IdP string `yaml:"idp"`
+	// AuthServer is the resource authorization server's issuer. It must
+	// differ from IdP: they are separate trust domains even when one process
+	// runs both.
+	AuthServer string `yaml:"authserver"`
+}
+
+// DefaultDataDir is where Default puts the SQLite database.
+const DefaultDataDir = "/var/lib/xaa"
+
+// Default returns the configuration used for every key that the file and
+// the environment leave unset, with the SQLite database in DefaultDataDir.
+func Default() *Config {
+	return DefaultIn(DefaultDataDir)
+}
+
+// DefaultIn is Default with the SQLite database in dataDir, for `xaa demo`
+// and tests. It configures no wrapping key (the caller supplies one, so
+// that a forgotten key is an error rather than a silent default), no
+// issuers, and dev mode off.
+func DefaultIn(dataDir string) *Config {
+	return &Config{
+		Database: Database{
+			URL:          SecretURL("sqlite:" + filepath.ToSlash(filepath.Join(dataDir, "xaa.db"))),
+			MaxOpenConns: 10,
+		},
+		Keys: Keys{
+			Algorithm:        "ES256",
+			MaxTokenLifetime: Duration(time.Hour),
+			RotateEvery:      Duration(30 * 24 * time.Hour),
+		},
+		Log: Log{
+			Level:  "info",
+			Format: "json",
+		},
+		Listen: Listen{
+			Addr:      "127.0.0.1:8080",
+			AdminAddr: "127.0.0.1:9090",
+		},
+	}
+}
