@@ -323,6 +323,9 @@ func FuzzParseJWKS(f *testing.F) {
 		`{"keys":[{"kty":"OKP","crv":"Ed25519","x":"` + strings.Repeat("A", 43) + `","kid":"ed","alg":"EdDSA","key_ops":["verify"]}]}`,
 		`{"keys":[{"x":{"y":{"z":[[[[[[]]]]]]}}}]}`,
 		`{"keys":null}`,
+		`{"keys":[]}`,
+		`{"keys":[` + js(gojose.JSONWebKey{Key: rs.Key, KeyID: "enc", Algorithm: "RSA-OAEP", Use: "enc"}) + `]}`,
+		`{"keys":[` + js(gojose.JSONWebKey{Key: es.Key, KeyID: "no-alg"}) + `]}`,
 		`[]`,
 		``,
 	}
@@ -337,8 +340,10 @@ func FuzzParseJWKS(f *testing.F) {
 			}
 			return
 		}
-		if len(set.Keys) == 0 || len(set.Keys) > maxJWKSKeys {
-			t.Fatalf("%d keys", len(set.Keys))
+		// Zero keys is a valid answer (the issuer withdrew them all), but
+		// Keys is never nil: it must marshal as an array, not null.
+		if set.Keys == nil || len(set.Keys) > maxJWKSKeys {
+			t.Fatalf("%d keys (nil: %v)", len(set.Keys), set.Keys == nil)
 		}
 		kids := map[string]bool{}
 		for _, k := range set.Keys {

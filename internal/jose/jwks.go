@@ -175,8 +175,15 @@ func etagMatches(headers []string, etag string) bool {
 // Entries that are not meant for verifying our tokens are skipped, as
 // RFC 7517 §5 asks: use other than "sig" (Keycloak publishes its RSA-OAEP
 // encryption key next to its signing key), key_ops without "verify", no
-// alg or an alg we do not support, no kid. A set with nothing left is
-// refused. Every key returned has passed the NewStaticKeySet checks.
+// alg or an alg we do not support, no kid. Every key returned has passed
+// the NewStaticKeySet checks.
+//
+// A well-formed set with nothing left ({"keys":[]}, or encryption keys
+// only) is returned empty, without error: it is the issuer's authoritative
+// statement that it has no signing keys, for instance after withdrawing a
+// compromised one. Treating it as a broken document would let a cache keep
+// serving the withdrawn keys as if the issuer were merely unreachable. The
+// returned Keys slice is never nil, so the set marshals as {"keys":[]}.
 func ParseJWKS(data []byte) (gojose.JSONWebKeySet, error) {
 	fail := func(format string, args ...any) (gojose.JSONWebKeySet, error) {
 		return gojose.JSONWebKeySet{}, fmt.Errorf("%w: "+format, append([]any{ErrInvalidKeySet}, args...)...)
@@ -220,9 +227,6 @@ func ParseJWKS(data []byte) (gojose.JSONWebKeySet, error) {
 		}
 		seen[k.KeyID] = true
 		set.Keys = append(set.Keys, k)
-	}
-	if len(set.Keys) == 0 {
-		return fail("no usable signature verification key among %d", len(entries))
 	}
 	return set, nil
 }

@@ -303,7 +303,6 @@ func TestParseJWKS(t *testing.T) {
 		{"no keys member", `{"key":[]}`},
 		{"keys not an array", `{"keys":{}}`},
 		{"keys null", `{"keys":null}`},
-		{"empty keys", `{"keys":[]}`},
 		{"duplicate keys member", `{"keys":[` + jwkJSON(t, es) + `],"keys":[]}`},
 		{"duplicate member in a key", jwks(strings.TrimSuffix(jwkJSON(t, es), "}") + `,"kid":"other"}`)},
 		{"case-variant member in a key", jwks(strings.TrimSuffix(jwkJSON(t, es), "}") + `,"KID":"other"}`)},
@@ -324,7 +323,6 @@ func TestParseJWKS(t *testing.T) {
 		{"alg not a string", jwks(jwkJSON(t, es, "alg", []string{ES256}))},
 		{"use not a string", jwks(jwkJSON(t, es, "use", 1))},
 		{"key_ops not an array", jwks(jwkJSON(t, es, "use", nil, "key_ops", "verify"))},
-		{"only encryption keys", jwks(keycloakEnc)},
 		{"nested too deep", jwks(jwkJSON(t, es, "ext", json.RawMessage(strings.Repeat("[", 40)+strings.Repeat("]", 40))))},
 	}
 	for _, tc := range rejects {
@@ -336,6 +334,49 @@ func TestParseJWKS(t *testing.T) {
 			}
 			if len(set.Keys) != 0 {
 				t.Errorf("ParseJWKS returned keys with an error")
+			}
+		})
+	}
+}
+
+// A well-formed set without a single usable signing key is the issuer
+// withdrawing its keys: an empty set, not an error (see ParseJWKS).
+func TestParseJWKSNoUsableKeys(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	es, rs := f.es.public(), f.rs.public()
+	tests := []struct {
+		name string
+		data string
+	}{
+		{"empty keys", `{"keys":[]}`},
+		{"empty keys with whitespace and other members", ` { "issuer" : "x", "keys" : [ ] } `},
+		{"only encryption keys", jwks(jwkJSON(t, rs, "kid", "enc-1", "use", "enc", "alg", "RSA-OAEP"))},
+		{"only key_ops without verify", jwks(jwkJSON(t, es, "use", nil, "key_ops", []string{"encrypt"}))},
+		{"only keys without alg or kid", jwks(jwkJSON(t, es, "alg", nil), jwkJSON(t, rs, "kid", nil))},
+		{"only unsupported algs", jwks(`{"kty":"AKP","alg":"ML-DSA-44","kid":"pq","pub":"AAAA"}`)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			set, err := ParseJWKS([]byte(tc.data))
+			if err != nil {
+				t.Fatalf("ParseJWKS: %v", err)
+			}
+			if set.Keys == nil || len(set.Keys) != 0 {
+				t.Fatalf("ParseJWKS = %#v, want an empty non-nil Keys", set.Keys)
+			}
+			if out, err := json.Marshal(set); err != nil || string(out) != `{"keys":[]}` {
+				t.Errorf("marshalled = %s, %v", out, err)
+			}
+			ks, err := NewStaticKeySet(set)
+			if err != nil {
+				t.Fatalf("NewStaticKeySet: %v", err)
+			}
+			for _, kid := range []string{"es-a", "rs-a", "enc-1", "pq", ""} {
+				if _, err := ks.Key(t.Context(), kid); !errors.Is(err, ErrUnknownKey) {
+					t.Errorf("Key(%q) = %v, want ErrUnknownKey", kid, err)
+				}
 			}
 		})
 	}

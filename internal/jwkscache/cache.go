@@ -8,6 +8,11 @@
 // per URL with concurrent callers sharing one fetch, failures
 // negative-cached, and the last good keys kept through an outage for at
 // most MaxStale past their expiry before failing closed.
+//
+// An outage is a fetch that fails; a well-formed JWKS that holds no usable
+// signing key ({"keys":[]}) is not one. It is the issuer withdrawing all its
+// keys, and replaces the cached keys at once like any other document, so an
+// issuer can revoke everything by emptying its JWKS.
 package jwkscache
 
 import (
@@ -290,6 +295,7 @@ type entry struct {
 // a key removed upstream is gone after the next successful fetch.
 type snapshot struct {
 	keys    *jose.StaticKeySet
+	count   int // len(keys); zero when the issuer withdrew every key
 	expires time.Time
 }
 
@@ -382,8 +388,16 @@ func (c *Cache) throttled(e *entry) (result, bool) {
 
 func (c *Cache) report(e *entry, s *snapshot, err error) {
 	c.onFetch(e.url, err)
+	if err == nil && s.count == 0 {
+		// Every token of this issuer now fails with ErrUnknownKey. That is
+		// right if the keys were withdrawn on purpose, and an outage of
+		// the issuer's own making otherwise: tell the operator either way.
+		c.log.Warn("jwks has no usable signing keys; every key of this issuer is withdrawn",
+			"jwks_url", e.logURL, "expires", s.expires)
+		return
+	}
 	if err == nil {
-		c.log.Debug("jwks fetched", "jwks_url", e.logURL, "expires", s.expires)
+		c.log.Debug("jwks fetched", "jwks_url", e.logURL, "keys", s.count, "expires", s.expires)
 		return
 	}
 	attrs := []any{"jwks_url", e.logURL, "error", err}

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -274,16 +275,6 @@ func TestFetchRejections(t *testing.T) {
 			}
 			u.setKeysLocked(t, keys...)
 		}, want: ErrInvalidJWKS},
-		{name: "only key has no alg", set: func(t *testing.T, u *upstream) {
-			k := esKey(t, "k1")
-			k.Algorithm = ""
-			u.setKeysLocked(t, k)
-		}, want: ErrInvalidJWKS},
-		{name: "only key has no kid", set: func(t *testing.T, u *upstream) {
-			k := esKey(t, "k1")
-			k.KeyID = ""
-			u.setKeysLocked(t, k)
-		}, want: ErrInvalidJWKS},
 		{name: "duplicate kid", set: func(t *testing.T, u *upstream) {
 			u.setKeysLocked(t, esKey(t, "k1"), esKey(t, "k1"))
 		}, want: ErrInvalidJWKS},
@@ -311,12 +302,6 @@ func TestFetchRejections(t *testing.T) {
 		{name: "EC key with RS256", set: func(t *testing.T, u *upstream) {
 			k := esKey(t, "k1")
 			k.Algorithm = jose.RS256
-			u.setKeysLocked(t, k)
-		}, want: ErrInvalidJWKS},
-		{name: "empty set", set: func(_ *testing.T, u *upstream) { u.body = []byte(`{"keys":[]}`) }, want: ErrInvalidJWKS},
-		{name: "only key is for encryption", set: func(t *testing.T, u *upstream) {
-			k := esKey(t, "k1")
-			k.Use = "enc"
 			u.setKeysLocked(t, k)
 		}, want: ErrInvalidJWKS},
 	}
@@ -360,6 +345,110 @@ func TestUnusableEntriesSkipped(t *testing.T) {
 			t.Errorf("Key(%q) = %v, want ErrUnknownKey", kid, err)
 		}
 	}
+}
+
+// A well-formed JWKS without a usable signing key is the issuer
+// withdrawing its keys, not an outage: the cached keys go at the next
+// refresh, every kid is unknown (never ErrUnavailable, which would keep
+// them for MaxStale), and each such fetch logs one warning.
+func TestUpstreamWithdrawsAllKeys(t *testing.T) {
+	t.Parallel()
+	withdrawn := map[string]func(t *testing.T, u *upstream){
+		"empty set": func(_ *testing.T, u *upstream) { u.body = []byte(`{"keys":[]}`) },
+		"only key is for encryption": func(t *testing.T, u *upstream) {
+			k := esKey(t, "k1")
+			k.Use = "enc"
+			u.setKeysLocked(t, k)
+		},
+		"only key has no alg": func(t *testing.T, u *upstream) {
+			k := esKey(t, "k1")
+			k.Algorithm = ""
+			u.setKeysLocked(t, k)
+		},
+		"only key has no kid": func(t *testing.T, u *upstream) {
+			k := esKey(t, "k1")
+			k.KeyID = ""
+			u.setKeysLocked(t, k)
+		},
+	}
+	triggers := map[string]func(f *fixture, ks jose.KeySet){
+		"on expiry": func(f *fixture, _ jose.KeySet) { f.clock.Advance(DefaultTTL) },
+		"on unknown-kid refresh": func(f *fixture, ks jose.KeySet) {
+			f.clock.Advance(DefaultRefreshInterval)
+			_, _ = ks.Key(context.Background(), "new-kid")
+		},
+	}
+	for doc, withdraw := range withdrawn {
+		for when, trigger := range triggers {
+			t.Run(doc+"/"+when, func(t *testing.T) {
+				t.Parallel()
+				up := newUpstream(t, esKey(t, "k1"))
+				srv := serve(t, up)
+				logs := &logRecorder{}
+				f := newFixture(t, Options{Logger: slog.New(logs)})
+				ks := f.keySet(t, srv.URL)
+				mustKey(t, ks, "k1")
+				up.set(func(u *upstream) { withdraw(t, u) })
+
+				trigger(f, ks)
+				for range 3 {
+					_, err := ks.Key(context.Background(), "k1")
+					if !errors.Is(err, jose.ErrUnknownKey) || errors.Is(err, ErrUnavailable) {
+						t.Fatalf("withdrawn key: %v, want ErrUnknownKey and not ErrUnavailable", err)
+					}
+				}
+				if err := f.fetches.last(); err != nil || f.fetches.count() != 2 {
+					t.Fatalf("fetches = %d, last error %v; want 2, nil", f.fetches.count(), err)
+				}
+				if n := logs.count(slog.LevelWarn, "jwks has no usable signing keys"); n != 1 {
+					t.Errorf("warnings after one empty fetch = %d, want 1", n)
+				}
+
+				// Still withdrawn long after MaxStale: an empty set is an
+				// answer, not a failure to fail closed on.
+				f.clock.Advance(DefaultMaxStale + DefaultTTL)
+				if _, err := ks.Key(context.Background(), "k1"); !errors.Is(err, jose.ErrUnknownKey) || errors.Is(err, ErrUnavailable) {
+					t.Fatalf("withdrawn key past MaxStale: %v, want ErrUnknownKey", err)
+				}
+				if n := logs.count(slog.LevelWarn, "jwks has no usable signing keys"); n != f.fetches.count()-1 {
+					t.Errorf("warnings = %d after %d empty fetches, want one each", n, f.fetches.count()-1)
+				}
+
+				// Keys published again are picked up at the next refresh.
+				up.setKeys(t, esKey(t, "k2"))
+				f.clock.Advance(DefaultRefreshInterval)
+				mustKey(t, ks, "k2")
+			})
+		}
+	}
+}
+
+// logRecorder is a slog.Handler that keeps each record's level and message.
+type logRecorder struct {
+	mu      sync.Mutex
+	records []slog.Record
+}
+
+func (l *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
+func (l *logRecorder) WithAttrs([]slog.Attr) slog.Handler       { return l }
+func (l *logRecorder) WithGroup(string) slog.Handler            { return l }
+func (l *logRecorder) Handle(_ context.Context, r slog.Record) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.records = append(l.records, r)
+	return nil
+}
+
+func (l *logRecorder) count(level slog.Level, prefix string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, r := range l.records {
+		if r.Level == level && strings.HasPrefix(r.Message, prefix) {
+			n++
+		}
+	}
+	return n
 }
 
 // setKeysLocked is setKeys for use inside upstream.set.

@@ -17,7 +17,8 @@ import (
 const userAgent = "OpenXAA-jwkscache"
 
 // fetch GETs e's JWKS once and returns the validated keys. Any error means
-// no keys: a document is taken whole or not at all.
+// no keys: a document is taken whole or not at all. A valid document with
+// no usable key is a success with an empty key set (see the package doc).
 func (c *Cache) fetch(ctx context.Context, e *entry) (*snapshot, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
@@ -58,7 +59,7 @@ func (c *Cache) fetch(ctx context.Context, e *entry) (*snapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidJWKS, err)
 	}
-	return &snapshot{keys: keys, expires: c.now().Add(c.ttl(resp.Header))}, nil
+	return &snapshot{keys: keys, count: len(set.Keys), expires: c.now().Add(c.ttl(resp.Header))}, nil
 }
 
 // checkContentType accepts exactly one Content-Type of application/json or

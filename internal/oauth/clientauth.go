@@ -21,6 +21,15 @@ import (
 )
 
 // Client authentication methods (RFC 7591 token_endpoint_auth_method values).
+//
+// The two secret methods form one class: a client registered with either
+// may authenticate with either, because clients pick the method themselves
+// and do not agree (the MCP go-sdk sends client_secret_post, the TypeScript
+// SDK client_secret_basic, to the same authorization server). Both present
+// the same secret inside the same TLS request, so accepting either adds no
+// exposure.
+// The classes never mix: a private_key_jwt client cannot authenticate with a
+// secret, nor a secret client with an assertion.
 const (
 	AuthMethodSecretBasic   = "client_secret_basic"
 	AuthMethodSecretPost    = "client_secret_post"
@@ -81,12 +90,14 @@ func GenerateSecret() (string, error) {
 type AuthenticatorOptions struct {
 	// Realm selects whose clients authenticate here (store.Client.Realm):
 	// "idp" or an authorization server's issuer. It is also the realm of
-	// the WWW-Authenticate challenge. Required.
+	// the WWW-Authenticate challenge. Required; no spaces or control
+	// characters (see replayIssuer).
 	Realm string
 	// Clients looks up registered clients. Required.
 	Clients store.Clients
-	// Replay records client assertion jtis (namespace
-	// store.NamespaceClientAssertion, issuer = client_id). Required.
+	// Replay records client assertion jtis under namespace
+	// store.NamespaceClientAssertion and issuer replayIssuer(realm,
+	// client_id), so realms sharing one database never collide. Required.
 	Replay store.Replay
 	// Audiences are the aud values accepted in a client assertion: this
 	// server's issuer and its token endpoint URL. Required.
@@ -130,7 +141,9 @@ type Authenticator struct {
 // ClientAuth is an authenticated client.
 type ClientAuth struct {
 	Client store.Client
-	// Method is the authentication method used, one of AuthMethod*.
+	// Method is the authentication method the request used, one of
+	// AuthMethod*. For a secret client it may differ from the registered
+	// Client.AuthMethod (see the AuthMethod constants).
 	Method string
 	// UsedAuthorizationHeader is true for client_secret_basic.
 	UsedAuthorizationHeader bool
@@ -141,6 +154,8 @@ func NewAuthenticator(opts AuthenticatorOptions) (*Authenticator, error) {
 	switch {
 	case opts.Realm == "":
 		return nil, errors.New("oauth: authenticator needs a realm")
+	case strings.Contains(opts.Realm, " ") || !cleanValue(opts.Realm):
+		return nil, errors.New("oauth: authenticator realm must not contain spaces or control characters")
 	case opts.Clients == nil:
 		return nil, errors.New("oauth: authenticator needs a client store")
 	case opts.Replay == nil:
@@ -195,6 +210,11 @@ func registeredKeySet(c store.Client) (jose.KeySet, error) {
 	if err != nil {
 		return nil, err
 	}
+	// ParseJWKS accepts a set without usable keys (an issuer withdrawing
+	// them); for a registration it is a mistake the operator should see.
+	if len(set.Keys) == 0 {
+		return nil, errors.New("client's registered JWK Set has no usable signature key")
+	}
 	return jose.NewStaticKeySet(set)
 }
 
@@ -230,7 +250,8 @@ type presented struct {
 
 // Authenticate authenticates the client of a token request. Exactly one
 // method must be used (RFC 6749 §2.3): two at once is invalid_request, none
-// is invalid_client. The method must be the one the client registered.
+// is invalid_client. The method must be of the class the client registered
+// (either secret method for a secret client, private_key_jwt otherwise).
 // A client_id in the form must name the authenticated client.
 //
 // Errors are *Error values (invalid_request, invalid_client, or 429 when
@@ -330,7 +351,7 @@ func (a *Authenticator) presented(r *http.Request, form Form) (presented, error)
 		}
 		iss, err := jose.PeekIssuer(assertion, a.profile)
 		if err != nil {
-			if !isRejection(err) {
+			if !jose.IsRejection(err) {
 				return presented{}, fmt.Errorf("oauth: peek client assertion: %w", err)
 			}
 			return presented{}, InvalidClient(descAuthFailed).WithCause(fmt.Errorf("%w: %w", ErrBadAssertion, err))
@@ -364,9 +385,10 @@ func (a *Authenticator) lookup(ctx context.Context, id string) (store.Client, er
 	return c, nil
 }
 
-// verifySecret checks client_secret_basic and client_secret_post. The
-// presented secret is hashed and compared in constant time whether or not
-// the client exists, and every failure returns the same error.
+// verifySecret checks client_secret_basic and client_secret_post, for a
+// client registered with either. The presented secret is hashed and
+// compared in constant time whether or not the client exists, and every
+// failure returns the same error.
 func (a *Authenticator) verifySecret(ctx context.Context, p presented) (store.Client, error) {
 	digest := sha256.Sum256([]byte(p.secret))
 	c, err := a.lookup(ctx, p.clientID)
@@ -386,7 +408,7 @@ func (a *Authenticator) verifySecret(ctx context.Context, p presented) (store.Cl
 		cause = ErrUnknownClient
 	case c.Disabled:
 		cause = ErrClientDisabled
-	case c.AuthMethod != p.method:
+	case !isSecretMethod(c.AuthMethod):
 		cause = ErrAuthMethodMismatch
 	case !match || len(c.SecretDigest) != sha256.Size:
 		cause = ErrWrongSecret
@@ -429,7 +451,7 @@ func (a *Authenticator) verifyAssertion(ctx context.Context, p presented, now ti
 		jose.SingleIssuer{Issuer: c.ID, Keys: keys},
 		jose.Expectations{Audiences: a.audiences, Issuer: c.ID, Now: now})
 	if err != nil {
-		if !isRejection(err) {
+		if !jose.IsRejection(err) {
 			return store.Client{}, fmt.Errorf("oauth: verify client assertion: %w", err)
 		}
 		return fail(fmt.Errorf("%w: %w", ErrBadAssertion, err))
@@ -446,7 +468,7 @@ func (a *Authenticator) verifyAssertion(ctx context.Context, p presented, now ti
 	}
 	err = a.replay.RecordOnce(ctx, store.ReplayEntry{
 		Namespace: store.NamespaceClientAssertion,
-		Issuer:    c.ID,
+		Issuer:    replayIssuer(a.realm, c.ID),
 		JTI:       tok.ID,
 		ExpiresAt: tok.Expiry.Add(leeway),
 	})
@@ -459,23 +481,19 @@ func (a *Authenticator) verifyAssertion(ctx context.Context, p presented, now ti
 	return c, nil
 }
 
-// isRejection reports whether err is jose refusing a token, as opposed to a
-// misconfiguration or an infrastructure failure behind a KeySet, which must
-// not be reported to the client as a bad credential.
-func isRejection(err error) bool {
-	for _, reason := range []error{
-		jose.ErrTooLarge, jose.ErrMalformed, jose.ErrEncrypted, jose.ErrDuplicateMember,
-		jose.ErrForbiddenHeader, jose.ErrAlgorithm, jose.ErrType, jose.ErrUnknownIssuer,
-		jose.ErrUnknownKey, jose.ErrSignature, jose.ErrMissingClaim, jose.ErrInvalidClaim,
-		jose.ErrIssuer, jose.ErrAudience, jose.ErrExpired, jose.ErrNotYetValid,
-		jose.ErrIssuedInFuture, jose.ErrLifetimeTooLong,
-	} {
-		if errors.Is(err, reason) {
-			return true
-		}
-	}
-	return false
+// isSecretMethod reports whether a registered method is one of the two
+// secret methods, which are interchangeable (see the AuthMethod constants).
+func isSecretMethod(m string) bool {
+	return m == AuthMethodSecretBasic || m == AuthMethodSecretPost
 }
+
+// replayIssuer is the store.ReplayEntry issuer of a client assertion: the
+// realm, one space, the client_id. The same client_id may exist in two
+// realms that share a database (the IdP and an authorization server in one
+// process), and their jtis must not collide. NewAuthenticator refuses a
+// realm with a space, so the first space splits the key unambiguously
+// (a client_id may contain spaces).
+func replayIssuer(realm, clientID string) string { return realm + " " + clientID }
 
 func rateLimited(wait time.Duration) *Error {
 	return &Error{

@@ -103,6 +103,7 @@ func newAuthEnv(t testing.TB) *authEnv {
 		{Realm: testRealm, ID: "post-app", AuthMethod: AuthMethodSecretPost, SecretDigest: HashSecret(postSecret)},
 		{Realm: testRealm, ID: "jwt-app", AuthMethod: AuthMethodPrivateKeyJWT, JWKS: jwks},
 		{Realm: testRealm, ID: "jwt-nokeys", AuthMethod: AuthMethodPrivateKeyJWT},
+		{Realm: testRealm, ID: "jwt-emptykeys", AuthMethod: AuthMethodPrivateKeyJWT, JWKS: []byte(`{"keys":[]}`)},
 		{Realm: testRealm, ID: "disabled-app", AuthMethod: AuthMethodSecretBasic, SecretDigest: HashSecret(basicSecret), Disabled: true},
 		{Realm: testRealm, ID: "disabled-jwt", AuthMethod: AuthMethodPrivateKeyJWT, JWKS: jwks, Disabled: true},
 		{Realm: testRealm, ID: weirdID, AuthMethod: AuthMethodSecretBasic, SecretDigest: HashSecret(weirdSecret)},
@@ -207,6 +208,9 @@ func TestAuthenticateSucceeds(t *testing.T) {
 		{name: "basic with the same client_id in the form", form: vals("client_id", "basic-app"), authz: []string{basic("basic-app", basicSecret)}, client: "basic-app", method: AuthMethodSecretBasic},
 		{name: "basic with percent-encoded id and secret", authz: []string{basic(weirdID, weirdSecret)}, client: weirdID, method: AuthMethodSecretBasic},
 		{name: "client_secret_post", form: vals("client_id", "post-app", "client_secret", postSecret), client: "post-app", method: AuthMethodSecretPost},
+		// The secret methods are one class (go-sdk posts, the TypeScript SDK uses Basic).
+		{name: "basic-registered client using post", form: vals("client_id", "basic-app", "client_secret", basicSecret), client: "basic-app", method: AuthMethodSecretPost},
+		{name: "post-registered client using basic", authz: []string{basic("post-app", postSecret)}, client: "post-app", method: AuthMethodSecretBasic},
 		{name: "private_key_jwt", form: vals("client_assertion_type", ClientAssertionTypeJWTBearer, "client_assertion", jwt(nil)), client: "jwt-app", method: AuthMethodPrivateKeyJWT},
 		{name: "private_key_jwt with client_id", form: vals("client_id", "jwt-app", "client_assertion_type", ClientAssertionTypeJWTBearer, "client_assertion", jwt(nil)), client: "jwt-app", method: AuthMethodPrivateKeyJWT},
 		{name: "private_key_jwt aud = token endpoint", form: vals("client_assertion_type", ClientAssertionTypeJWTBearer, "client_assertion", jwt(map[string]any{"aud": testTokenURL})), client: "jwt-app", method: AuthMethodPrivateKeyJWT},
@@ -269,9 +273,10 @@ func TestAuthenticateRejects(t *testing.T) {
 		{name: "client of another realm", authz: []string{basic("idp-app", basicSecret)}, code: CodeInvalidClient, cause: ErrUnknownClient, challenge: true},
 		{name: "case variant of a client_id", authz: []string{basic("BASIC-APP", basicSecret)}, code: CodeInvalidClient, cause: ErrUnknownClient, challenge: true},
 		{name: "disabled client, right secret", authz: []string{basic("disabled-app", basicSecret)}, code: CodeInvalidClient, cause: ErrClientDisabled, challenge: true},
-		{name: "basic client using post", form: vals("client_id", "basic-app", "client_secret", basicSecret), code: CodeInvalidClient, cause: ErrAuthMethodMismatch},
-		{name: "post client using basic", authz: []string{basic("post-app", postSecret)}, code: CodeInvalidClient, cause: ErrAuthMethodMismatch, challenge: true},
 		{name: "jwt client using a secret", form: vals("client_id", "jwt-app", "client_secret", "anything"), code: CodeInvalidClient, cause: ErrAuthMethodMismatch},
+		{name: "jwt client using basic", authz: []string{basic("jwt-app", "anything")}, code: CodeInvalidClient, cause: ErrAuthMethodMismatch, challenge: true},
+		{name: "disabled client using the other secret method", form: vals("client_id", "disabled-app", "client_secret", basicSecret), code: CodeInvalidClient, cause: ErrClientDisabled},
+		{name: "wrong secret using the other secret method", form: vals("client_id", "basic-app", "client_secret", postSecret), code: CodeInvalidClient, cause: ErrWrongSecret},
 		{name: "client_id in the form differs from Basic", form: vals("client_id", "post-app"), authz: []string{basic("basic-app", basicSecret)}, code: CodeInvalidClient, challenge: true},
 
 		// Malformed Basic.
@@ -304,8 +309,10 @@ func TestAuthenticateRejects(t *testing.T) {
 		{name: "unknown issuer", form: jwtForm(jwt(map[string]any{"iss": "nobody", "sub": "nobody"})), code: CodeInvalidClient, cause: ErrUnknownClient},
 		{name: "iss with a control character", form: jwtForm(jwt(map[string]any{"iss": "jwt-app\x00", "sub": "jwt-app\x00"})), code: CodeInvalidClient, cause: ErrUnknownClient},
 		{name: "secret client presenting an assertion", form: jwtForm(jwt(map[string]any{"iss": "post-app", "sub": "post-app"})), code: CodeInvalidClient, cause: ErrAuthMethodMismatch},
+		{name: "basic client presenting an assertion", form: jwtForm(jwt(map[string]any{"iss": "basic-app", "sub": "basic-app"})), code: CodeInvalidClient, cause: ErrAuthMethodMismatch},
 		{name: "disabled jwt client", form: jwtForm(jwt(map[string]any{"iss": "disabled-jwt", "sub": "disabled-jwt"})), code: CodeInvalidClient, cause: ErrClientDisabled},
 		{name: "jwt client without keys", form: jwtForm(jwt(map[string]any{"iss": "jwt-nokeys", "sub": "jwt-nokeys"})), code: CodeInvalidClient, cause: ErrBadAssertion},
+		{name: "jwt client with an empty JWK Set", form: jwtForm(jwt(map[string]any{"iss": "jwt-emptykeys", "sub": "jwt-emptykeys"})), code: CodeInvalidClient, cause: ErrBadAssertion},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -345,8 +352,8 @@ func TestAuthenticateRejects(t *testing.T) {
 }
 
 // TestCredentialFailuresLookAlike: an unknown client, a wrong secret, a
-// disabled client and a method mismatch produce byte-identical responses
-// (threat model item 21).
+// disabled client and a method mismatch (a private_key_jwt client presenting
+// a secret) produce byte-identical responses (threat model item 21).
 func TestCredentialFailuresLookAlike(t *testing.T) {
 	t.Parallel()
 	env := newAuthEnv(t)
@@ -360,12 +367,13 @@ func TestCredentialFailuresLookAlike(t *testing.T) {
 			{name: "unknown client", authz: []string{basic("nobody", basicSecret)}},
 			{name: "wrong secret", authz: []string{basic("basic-app", "wrong")}},
 			{name: "disabled", authz: []string{basic("disabled-app", basicSecret)}},
-			{name: "method mismatch", authz: []string{basic("post-app", postSecret)}},
+			{name: "method mismatch", authz: []string{basic("jwt-app", basicSecret)}},
 		},
 		"post": {
 			{name: "unknown client", form: vals("client_id", "nobody", "client_secret", "x")},
 			{name: "wrong secret", form: vals("client_id", "post-app", "client_secret", "wrong")},
-			{name: "method mismatch", form: vals("client_id", "basic-app", "client_secret", basicSecret)},
+			{name: "method mismatch", form: vals("client_id", "jwt-app", "client_secret", postSecret)},
+			{name: "disabled", form: vals("client_id", "disabled-app", "client_secret", basicSecret)},
 		},
 	}
 	for group, variants := range groups {
@@ -407,6 +415,72 @@ func TestClientAssertionSingleUse(t *testing.T) {
 	r, f = request(t, form)
 	if _, err := env.authenticator(t, nil).Authenticate(t.Context(), r, f); !errors.Is(err, store.ErrReplay) {
 		t.Fatalf("use at another instance: %v, want replay", err)
+	}
+}
+
+// replaySpy records the entries passed to a real store.
+type replaySpy struct {
+	store.Replay
+	mu      sync.Mutex
+	entries []store.ReplayEntry
+}
+
+func (r *replaySpy) RecordOnce(ctx context.Context, e store.ReplayEntry) error {
+	r.mu.Lock()
+	r.entries = append(r.entries, e)
+	r.mu.Unlock()
+	return r.Replay.RecordOnce(ctx, e)
+}
+
+// TestClientAssertionReplayScopedByRealm: two realms sharing one database
+// (the IdP and an authorization server in one process) may both have a
+// client "jwt-app"; the same jti used once in each is not a replay, a second
+// use within a realm still is.
+func TestClientAssertionReplayScopedByRealm(t *testing.T) {
+	t.Parallel()
+	env := newAuthEnv(t)
+	const idpAudience = "https://idp.example"
+	jwks, err := json.Marshal(jose.PublicJWKS(env.signer.PublicKey()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := env.db.CreateClient(t.Context(), store.Client{
+		Realm: "idp", ID: "jwt-app", Name: "jwt-app", AuthMethod: AuthMethodPrivateKeyJWT, JWKS: jwks, CreatedAt: env.clock.Now(),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	spy := &replaySpy{Replay: env.db}
+	idp, err := NewAuthenticator(AuthenticatorOptions{
+		Realm: "idp", Clients: env.db, Replay: spy, Audiences: []string{idpAudience}, Now: env.clock.Now,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	as := env.authenticator(t, nil)
+
+	const jti = "shared-jti"
+	try := func(a *Authenticator, aud string) error {
+		form := vals("client_assertion_type", ClientAssertionTypeJWTBearer,
+			"client_assertion", env.assertion(t, env.signer, "", map[string]any{"jti": jti, "aud": aud}))
+		r, f := request(t, form)
+		_, err := a.Authenticate(t.Context(), r, f)
+		return err
+	}
+	if err := try(as, testRealm); err != nil {
+		t.Fatalf("first use at the AS: %v", err)
+	}
+	if err := try(idp, idpAudience); err != nil {
+		t.Fatalf("first use at the IdP, same client_id and jti: %v", err)
+	}
+	for name, a := range map[string]*Authenticator{"AS": as, "IdP": idp} {
+		aud := map[string]string{"AS": testRealm, "IdP": idpAudience}[name]
+		if err := try(a, aud); !errors.Is(err, store.ErrReplay) {
+			t.Errorf("second use at the %s = %v, want replay", name, err)
+		}
+	}
+	if len(spy.entries) == 0 || spy.entries[0].Issuer != "idp jwt-app" ||
+		spy.entries[0].Namespace != store.NamespaceClientAssertion || spy.entries[0].JTI != jti {
+		t.Errorf("replay entries = %+v, want issuer %q", spy.entries, "idp jwt-app")
 	}
 }
 
@@ -624,11 +698,13 @@ func TestNewAuthenticatorValidates(t *testing.T) {
 		t.Fatalf("valid options: %v", err)
 	}
 	for name, edit := range map[string]func(*AuthenticatorOptions){
-		"no realm":       func(o *AuthenticatorOptions) { o.Realm = "" },
-		"no clients":     func(o *AuthenticatorOptions) { o.Clients = nil },
-		"no replay":      func(o *AuthenticatorOptions) { o.Replay = nil },
-		"no audiences":   func(o *AuthenticatorOptions) { o.Audiences = nil },
-		"empty audience": func(o *AuthenticatorOptions) { o.Audiences = []string{""} },
+		"no realm":                       func(o *AuthenticatorOptions) { o.Realm = "" },
+		"no clients":                     func(o *AuthenticatorOptions) { o.Clients = nil },
+		"no replay":                      func(o *AuthenticatorOptions) { o.Replay = nil },
+		"no audiences":                   func(o *AuthenticatorOptions) { o.Audiences = nil },
+		"empty audience":                 func(o *AuthenticatorOptions) { o.Audiences = []string{""} },
+		"realm with a space":             func(o *AuthenticatorOptions) { o.Realm = "https://as.example x" },
+		"realm with a control character": func(o *AuthenticatorOptions) { o.Realm = "idp\n" },
 	} {
 		o := ok
 		edit(&o)
