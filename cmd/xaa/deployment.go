@@ -126,12 +126,13 @@ func keyManager(ctx context.Context, cfg *config.Config, db *sqlstore.DB, r role
 	return m, nil
 }
 
-// jwksPath is where a role publishes its keys: under its issuer's path, so
-// one listener can serve several issuers on distinct paths.
-func jwksPath(issuer string) (string, error) {
+// jwksPattern is the ServeMux pattern under which a role publishes its
+// keys: the issuer's host and path, so one listener can serve several
+// issuers whether they differ by host name or by path.
+func jwksPattern(issuer string) (string, error) {
 	u, err := url.Parse(issuer)
 	if err != nil {
 		return "", fmt.Errorf("issuer %q: %w", issuer, err)
 	}
-	return strings.TrimSuffix(u.Path, "/") + "/jwks.json", nil
+	return "GET " + u.Hostname() + strings.TrimSuffix(u.Path, "/") + "/jwks.json", nil
 }

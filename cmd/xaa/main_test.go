@@ -379,3 +379,24 @@ func waitHealthy(t *testing.T, url string) {
 	}
 	t.Fatalf("%s never became healthy", url)
 }
+
+func TestServeRefusesIssuersItCannotTellApart(t *testing.T) {
+	t.Parallel()
+	cfg := deployment(t, "127.0.0.1:0")
+	if _, _, err := runXAA(t, nil, "migrate", "--config", cfg); err != nil {
+		t.Fatal(err)
+	}
+	// Same host and path, different ports: one listener cannot route them.
+	data, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data = bytes.Replace(data, []byte(`"http://127.0.0.1/as"`), []byte(`"http://127.0.0.1:8443/idp"`), 1)
+	if err := os.WriteFile(cfg, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = runXAA(t, nil, "serve", "--config", cfg)
+	if err == nil || !strings.Contains(err.Error(), "share host and path") {
+		t.Fatalf("serve with indistinguishable issuers = %v, want a 'share host and path' error", err)
+	}
+}

@@ -26,11 +26,13 @@ import (
 const jwksMaxAge = 5 * time.Minute
 
 func newServeCommand(e *env) *cobra.Command {
-	return &cobra.Command{
+	var idp, authserver bool
+	c := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the server: publishes each configured issuer's JWKS and manages its key lifecycle",
 		Long: `serve runs the OpenXAA server shell on listen.addr: /healthz, /readyz (checks
-the database), and for each configured issuer its JWKS at <issuer path>/jwks.json.
+the database), and for each selected role its issuer's JWKS at
+<issuer host and path>/jwks.json.
 Prometheus metrics are served on listen.admin_addr only. Signing keys are
 created on first start, reloaded every 30 s, retired when due and rotated
 every keys.rotate_every.
@@ -43,12 +45,23 @@ issues; this command is the shell they mount into.`,
 			if err != nil {
 				return err
 			}
-			return serve(cmd.Context(), cfg, e)
+			var only []string
+			if idp {
+				only = append(only, "idp")
+			}
+			if authserver {
+				only = append(only, "authserver")
+			}
+			return serve(cmd.Context(), cfg, only, e)
 		},
 	}
+	c.Flags().BoolVar(&idp, "idp", false, "serve the IdP role (default: every role with a configured issuer)")
+	c.Flags().BoolVar(&authserver, "authserver", false, "serve the authorization-server role (default: every role with a configured issuer)")
+	return c
 }
 
-func serve(ctx context.Context, cfg *config.Config, e *env) error {
+// serve runs the roles named in only (all configured roles when empty).
+func serve(ctx context.Context, cfg *config.Config, only []string, e *env) error {
 	logger := newLogger(cfg.Log, e.stderr)
 	db, err := openStore(ctx, cfg, logger)
 	if err != nil {
@@ -59,23 +72,29 @@ func serve(ctx context.Context, cfg *config.Config, e *env) error {
 		return err
 	}
 
-	rs := roles(cfg)
-	if len(rs) == 0 {
-		return errors.New("no issuer is configured: set issuers.idp and/or issuers.authserver")
+	rs, err := selectRoles(cfg, only)
+	if err != nil {
+		return err
 	}
 	mux := http.NewServeMux()
 	managers := make(map[string]*keyring.Manager, len(rs))
+	patterns := make(map[string]string, len(rs))
 	for _, r := range rs {
 		m, err := keyManager(ctx, cfg, db, r, logger)
 		if err != nil {
 			return err
 		}
 		managers[r.name] = m
-		path, err := jwksPath(r.issuer)
+		pattern, err := jwksPattern(r.issuer)
 		if err != nil {
 			return err
 		}
-		mux.Handle("GET "+path, jose.JWKSHandler(m.PublicKeys, jwksMaxAge))
+		if other, dup := patterns[pattern]; dup {
+			return fmt.Errorf("issuers of %s and %s share host and path, so one listener cannot tell them apart; give them distinct hosts or paths, or serve them from separate processes (--%s, --%s)",
+				other, r.name, other, r.name)
+		}
+		patterns[pattern] = r.name
+		mux.Handle(pattern, jose.JWKSHandler(m.PublicKeys, jwksMaxAge))
 	}
 
 	reg := prometheus.NewRegistry()
