@@ -193,6 +193,15 @@ type Tx interface {
 	Audit
 	SigningKeys
 	Clients
+	ClientUpdater
+	Users
+	Groups
+	AuthServers
+	Resources
+	Connections
+	Sessions
+	AuthCodes
+	RefreshTokens
 }
 
 // Transactor runs fn in one database transaction. If fn returns an error,

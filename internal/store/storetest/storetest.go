@@ -29,6 +29,15 @@ type Store interface {
 	store.Audit
 	store.SigningKeys
 	store.Clients
+	store.ClientUpdater
+	store.Users
+	store.Groups
+	store.AuthServers
+	store.Resources
+	store.Connections
+	store.Sessions
+	store.AuthCodes
+	store.RefreshTokens
 	store.Pinger
 }
 
@@ -63,10 +72,16 @@ func Run(t *testing.T, newStore func(t *testing.T) Store) {
 			t.Run("Audit", func(t *testing.T) { t.Parallel(); testAudit(t, v.a, s) })
 			t.Run("SigningKeys", func(t *testing.T) { t.Parallel(); testSigningKeys(t, v.a) })
 			t.Run("Clients", func(t *testing.T) { t.Parallel(); testClients(t, v.a) })
+			t.Run("Users", func(t *testing.T) { t.Parallel(); testUsers(t, v.a) })
+			t.Run("Groups", func(t *testing.T) { t.Parallel(); testGroups(t, v.a) })
+			t.Run("AuthServers", func(t *testing.T) { t.Parallel(); testAuthServers(t, v.a) })
+			t.Run("Resources", func(t *testing.T) { t.Parallel(); testResources(t, v.a) })
+			t.Run("Connections", func(t *testing.T) { t.Parallel(); testConnections(t, v.a) })
 		})
 	}
 	t.Run("AuditLimits", func(t *testing.T) { t.Parallel(); testAuditLimits(t, s) })
 	t.Run("Transactions", func(t *testing.T) { t.Parallel(); testTransactions(t, s) })
+	t.Run("DirectoryTransactions", func(t *testing.T) { t.Parallel(); testDirectoryTransactions(t, s) })
 	t.Run("Cancellation", func(t *testing.T) { t.Parallel(); testCancellation(t, s) })
 }
 

@@ -1,0 +1,58 @@
+-- OpenXAA schema v3 (PostgreSQL): the IdP's single sign-on state. Secrets are
+-- stored only as SHA-256 digests; times are Unix milliseconds (UTC); amr
+-- is a JSON array as TEXT.
+
+CREATE TABLE idp_sessions (
+    id            TEXT    PRIMARY KEY,
+    secret_digest BYTEA   NOT NULL UNIQUE CHECK (octet_length(secret_digest) = 32),
+    user_id       TEXT    NOT NULL REFERENCES users (id),
+    auth_time     BIGINT  NOT NULL,
+    acr           TEXT    NOT NULL,
+    amr           TEXT    NOT NULL,
+    created_at    BIGINT  NOT NULL,
+    expires_at    BIGINT  NOT NULL,
+    revoked_at    BIGINT
+);
+
+CREATE INDEX idp_sessions_expires_at ON idp_sessions (expires_at);
+
+CREATE TABLE idp_auth_codes (
+    digest           BYTEA   PRIMARY KEY CHECK (octet_length(digest) = 32),
+    client_id        TEXT    NOT NULL,
+    redirect_uri     TEXT    NOT NULL,
+    user_id          TEXT    NOT NULL REFERENCES users (id),
+    session_id       TEXT    NOT NULL,
+    scope            TEXT    NOT NULL,
+    nonce            TEXT    NOT NULL,
+    code_challenge   TEXT    NOT NULL,
+    auth_time        BIGINT  NOT NULL,
+    acr              TEXT    NOT NULL,
+    amr              TEXT    NOT NULL,
+    issued_at        BIGINT  NOT NULL,
+    expires_at       BIGINT  NOT NULL,
+    consumed_at      BIGINT ,
+    refresh_family   TEXT    NOT NULL DEFAULT '',
+    id_token_jti     TEXT    NOT NULL DEFAULT '',
+    access_token_jti TEXT    NOT NULL DEFAULT ''
+);
+
+CREATE INDEX idp_auth_codes_expires_at ON idp_auth_codes (expires_at);
+
+CREATE TABLE idp_refresh_tokens (
+    digest        BYTEA   PRIMARY KEY CHECK (octet_length(digest) = 32),
+    family_id     TEXT    NOT NULL,
+    client_id     TEXT    NOT NULL,
+    user_id       TEXT    NOT NULL REFERENCES users (id),
+    session_id    TEXT    NOT NULL,
+    scope         TEXT    NOT NULL,
+    auth_time     BIGINT  NOT NULL,
+    acr           TEXT    NOT NULL,
+    amr           TEXT    NOT NULL,
+    issued_at     BIGINT  NOT NULL,
+    expires_at    BIGINT  NOT NULL,
+    superseded_at BIGINT ,
+    revoked_at    BIGINT
+);
+
+CREATE INDEX idp_refresh_tokens_family ON idp_refresh_tokens (family_id);
+CREATE INDEX idp_refresh_tokens_expires_at ON idp_refresh_tokens (expires_at);
