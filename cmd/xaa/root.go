@@ -35,6 +35,8 @@ redeems them for audience-bound access tokens.`,
 		newMigrateCommand(e),
 		newKeysCommand(e),
 		newServeCommand(e),
+		newPolicyCommand(e),
+		newSeedCommand(e),
 	)
 	return root
 }

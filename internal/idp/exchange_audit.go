@@ -1,0 +1,308 @@
+package idp
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"math"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/openxaa/xaa/idjag"
+	"github.com/openxaa/xaa/internal/httpserver"
+	"github.com/openxaa/xaa/internal/oauth"
+	"github.com/openxaa/xaa/internal/policy"
+	"github.com/openxaa/xaa/internal/store"
+)
+
+// Audit event types of the token exchange.
+const (
+	AuditIDJAGIssued = "idjag.issued"
+	AuditIDJAGDenied = "idjag.denied"
+)
+
+// exchangeRecord accumulates what one exchange's audit record says. It is
+// filled as the exchange learns facts, so a denial at any step records
+// everything known up to that step.
+type exchangeRecord struct {
+	time       time.Time
+	client     string
+	requestID  string
+	address    string
+	subject    string
+	connection string
+	rule       string
+	reasons    []string
+	data       map[string]string
+	allowed    bool // policy allowed, but recording failed
+}
+
+func newExchangeRecord(req tokenRequest) *exchangeRecord {
+	return &exchangeRecord{
+		time:      req.now,
+		client:    req.client.Client.ID,
+		requestID: httpserver.RequestIDFrom(req.r.Context()),
+		data:      map[string]string{},
+	}
+}
+
+// params records the request, never the subject token itself: only its
+// HMAC, so an operator can match a leaked token to its use.
+func (r *exchangeRecord) params(p exchangeParams, key []byte) {
+	r.data["audience"] = clip(p.audience)
+	r.data["resource"] = p.resource
+	r.data["requested_scope"] = clip(oauth.ScopeString(p.scopes))
+	r.data["subject_token_type"] = p.subjectTokenType
+	r.data["subject_token_hmac"] = tokenHMAC(key, p.subjectToken)
+}
+
+// fail records a denial decided outside policy and returns err.
+func (r *exchangeRecord) fail(rule string, err error) error {
+	r.rule = rule
+	var oe *oauth.Error
+	if errors.As(err, &oe) {
+		r.reasons = append(r.reasons, oe.Code+": "+oe.Description)
+		if oe.Err != nil {
+			r.reasons = append(r.reasons, oe.Err.Error())
+		}
+	} else {
+		r.reasons = append(r.reasons, err.Error())
+	}
+	return err
+}
+
+// decision records policy's verdict: its rule and its reasons, which are
+// for operators and may name groups and approvers.
+func (r *exchangeRecord) decision(d policy.Decision) {
+	r.rule = d.Rule
+	r.reasons = append(r.reasons, d.Reasons...)
+	r.data["outcome"] = d.Outcome.String()
+	if d.StepUp != nil {
+		r.data["acr_values"] = strings.Join(d.StepUp.ACRValues, " ")
+		if d.StepUp.MaxAge != policy.NoMaxAge {
+			r.data["max_age"] = strconv.FormatInt(int64(d.StepUp.MaxAge/time.Second), 10)
+		}
+	}
+}
+
+// allowedButFailed marks a decision that allowed but could not be made
+// durable: the client gets an error, and the denial record says why.
+func (r *exchangeRecord) allowedButFailed() {
+	r.allowed = true
+}
+
+// issued builds the allow record committed with the ledger row.
+func (r *exchangeRecord) issued(c idjag.Claims, clientIDAtAS, token string, key []byte) *store.AuditEvent {
+	ev := r.event(AuditIDJAGIssued, "allow")
+	ev.Data["granted_scope"] = c.Scope
+	ev.Data["jti"] = c.JWTID
+	ev.Data["exp"] = strconv.FormatInt(c.Expiry, 10)
+	ev.Data["client_id_at_as"] = clientIDAtAS
+	ev.Data["token_hmac"] = tokenHMAC(key, token)
+	if c.ACR != "" {
+		ev.Data["acr"] = c.ACR
+	}
+	if c.AuthTime != 0 {
+		ev.Data["auth_time"] = strconv.FormatInt(c.AuthTime, 10)
+	}
+	return ev
+}
+
+func (r *exchangeRecord) event(typ, outcome string) *store.AuditEvent {
+	data := make(map[string]string, len(r.data)+8)
+	for k, v := range r.data {
+		if v != "" {
+			data[k] = v
+		}
+	}
+	if r.connection != "" {
+		data["connection"] = r.connection
+	}
+	if r.address != "" {
+		data["address"] = r.address
+	}
+	return &store.AuditEvent{
+		Time:      r.time,
+		Type:      typ,
+		Actor:     r.client,
+		Subject:   r.subject,
+		ClientID:  r.client,
+		Outcome:   outcome,
+		Rule:      r.rule,
+		Reason:    strings.Join(r.reasons, "; "),
+		RequestID: r.requestID,
+		Data:      data,
+	}
+}
+
+// auditDenial writes the one record of a failed exchange. If the store
+// is down this fails too; the error response is sent regardless (it is a
+// denial, so nothing was granted that the trail could miss).
+func (s *Server) auditDenial(ctx context.Context, r *exchangeRecord, cause error) {
+	outcome := "deny"
+	var oe *oauth.Error
+	if !errors.As(cause, &oe) || oe.HTTPStatus() >= 500 || r.allowed {
+		outcome = "error"
+		if r.rule == "" || r.allowed {
+			r.rule = ruleStoreUnavailable
+			r.reasons = append(r.reasons, cause.Error())
+		}
+	}
+	if oe != nil {
+		r.data["error"] = oe.Code
+	}
+	ev := r.event(AuditIDJAGDenied, outcome)
+	if err := s.cfg.Store.AppendAudit(context.WithoutCancel(ctx), ev); err != nil {
+		s.log.ErrorContext(ctx, "audit token-exchange denial", "err", err, "rule", r.rule, "client_id", r.client)
+	}
+}
+
+// tokenHMAC references a token in the audit trail without storing it.
+func tokenHMAC(key []byte, token string) string {
+	if token == "" {
+		return ""
+	}
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(token))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// clip bounds a client-supplied value stored in the audit record.
+func clip(s string) string {
+	const limit = 512
+	if len(s) > limit {
+		return s[:limit] + "..."
+	}
+	return s
+}
+
+// --- rate limits ---
+
+// ExchangeRateLimit bounds token exchanges per authenticated client and
+// per source address (IPv6 by /64), per instance. A zero field takes the
+// default; rate.Inf turns that limit off.
+type ExchangeRateLimit struct {
+	PerClient  rate.Limit // sustained exchanges per second
+	PerAddress rate.Limit
+	Burst      int // bucket size of both; default 2 s worth of PerClient
+}
+
+// Default exchange limits: generous for an AI app's backend acting for
+// many users, tight enough that one stolen client secret cannot mint
+// without bound.
+const (
+	DefaultExchangePerClient  rate.Limit = 100
+	DefaultExchangePerAddress rate.Limit = 100
+	maxLimiterKeys                       = 10000
+)
+
+// exchangeLimiter is a token bucket per key, kept in memory. Buckets that
+// have refilled are evicted when the map grows large, so an attacker
+// rotating addresses costs memory only up to maxLimiterKeys.
+type exchangeLimiter struct {
+	cfg  ExchangeRateLimit
+	mu   sync.Mutex
+	keys map[string]*rate.Limiter
+}
+
+func newExchangeLimiter(cfg *ExchangeRateLimit) *exchangeLimiter {
+	var c ExchangeRateLimit
+	if cfg != nil {
+		c = *cfg
+	}
+	if c.PerClient == 0 {
+		c.PerClient = DefaultExchangePerClient
+	}
+	if c.PerAddress == 0 {
+		c.PerAddress = DefaultExchangePerAddress
+	}
+	if c.Burst <= 0 {
+		b := float64(c.PerClient) * 2
+		if c.PerClient == rate.Inf || b > math.MaxInt32 {
+			b = math.MaxInt32
+		}
+		c.Burst = max(1, int(b))
+	}
+	return &exchangeLimiter{cfg: c, keys: map[string]*rate.Limiter{}}
+}
+
+// allow takes one token from the client's and the address's buckets, or
+// answers 429 with the wait until the client may retry.
+func (l *exchangeLimiter) allow(client, addr string) error {
+	now := time.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var wait time.Duration
+	for _, k := range [...]struct {
+		key string
+		r   rate.Limit
+	}{{"c " + client, l.cfg.PerClient}, {"a " + addr, l.cfg.PerAddress}} {
+		if k.r == rate.Inf {
+			continue
+		}
+		lim := l.limiter(k.key, k.r, now)
+		res := lim.ReserveN(now, 1)
+		if d := res.DelayFrom(now); !res.OK() || d > 0 {
+			res.CancelAt(now)
+			wait = max(wait, d, time.Second)
+		}
+	}
+	if wait > 0 {
+		return &oauth.Error{
+			Code:        oauth.CodeTemporarilyUnavailable,
+			Description: "too many token exchanges; retry later",
+			Status:      http.StatusTooManyRequests,
+			Header:      http.Header{"Retry-After": {strconv.FormatInt(int64(math.Ceil(wait.Seconds())), 10)}},
+		}
+	}
+	return nil
+}
+
+func (l *exchangeLimiter) limiter(key string, r rate.Limit, now time.Time) *rate.Limiter {
+	if lim, ok := l.keys[key]; ok {
+		return lim
+	}
+	if len(l.keys) >= maxLimiterKeys {
+		for k, lim := range l.keys {
+			if lim.TokensAt(now) >= float64(l.cfg.Burst) {
+				delete(l.keys, k)
+			}
+		}
+	}
+	lim := rate.NewLimiter(r, l.cfg.Burst)
+	if len(l.keys) < maxLimiterKeys {
+		l.keys[key] = lim
+	}
+	return lim
+}
+
+// clientIP is the caller's address for rate limits: Config.ClientIP, or
+// the TCP peer with IPv6 reduced to its /64.
+func (s *Server) clientIP(r *http.Request) string {
+	if s.cfg.ClientIP != nil {
+		return s.cfg.ClientIP(r)
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	addr, err := netip.ParseAddr(host)
+	if err != nil {
+		return host
+	}
+	addr = addr.Unmap()
+	if addr.Is6() {
+		p, _ := addr.Prefix(64)
+		return p.String()
+	}
+	return addr.String()
+}

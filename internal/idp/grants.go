@@ -1,0 +1,33 @@
+package idp
+
+import "time"
+
+// newGrants is the token endpoint's dispatch table.
+func (s *Server) newGrants() map[string]grant {
+	return map[string]grant{
+		grantAuthorizationCode: grantFunc(s.codeGrant),
+		grantRefreshToken:      grantFunc(s.refreshGrant),
+		grantTokenExchange:     s.newExchangeGrant(),
+	}
+}
+
+// subject is the user on whose behalf a token is requested, as proven by a
+// subject token (an ID token or a refresh token this IdP issued).
+type subject struct {
+	UserID    string
+	ClientID  string // the requesting app the subject token was issued to
+	SessionID string
+	AuthTime  time.Time
+	ACR       string
+	AMR       []string
+	// Refresh is set when the subject token is a refresh token: the
+	// ID-JAG may not carry more scope or outlive it.
+	Refresh *refreshSubject
+}
+
+// refreshSubject is what a refresh token contributes to a decision.
+type refreshSubject struct {
+	Scopes    []string
+	ExpiresAt time.Time
+	FamilyID  string
+}
