@@ -103,14 +103,15 @@ func selectRoles(cfg *config.Config, names []string) ([]role, error) {
 	return out, nil
 }
 
+// wrappingKey loads the key that seals private signing keys and secrets.
+// The caller clears it when done.
+func wrappingKey(cfg *config.Config) ([]byte, error) {
+	return keyring.LoadWrappingKey(cfg.Keys.WrappingKey.Reveal(), cfg.Keys.WrappingKeyFile)
+}
+
 // keyManager opens the signing keys of one role, creating them on first
-// use. It needs the wrapping key: private keys are sealed with it.
-func keyManager(ctx context.Context, cfg *config.Config, db *sqlstore.DB, r role, logger *slog.Logger) (*keyring.Manager, error) {
-	wk, err := keyring.LoadWrappingKey(cfg.Keys.WrappingKey.Reveal(), cfg.Keys.WrappingKeyFile)
-	if err != nil {
-		return nil, err
-	}
-	defer clear(wk)
+// use. The manager keeps only keys derived from wk.
+func keyManager(ctx context.Context, cfg *config.Config, db *sqlstore.DB, wk []byte, r role, logger *slog.Logger) (*keyring.Manager, error) {
 	m, err := keyring.New(ctx, db, keyring.Options{
 		Owner:            r.issuer,
 		Algorithm:        cfg.Keys.Algorithm,
@@ -126,13 +127,13 @@ func keyManager(ctx context.Context, cfg *config.Config, db *sqlstore.DB, r role
 	return m, nil
 }
 
-// jwksPattern is the ServeMux pattern under which a role publishes its
-// keys: the issuer's host and path, so one listener can serve several
-// issuers whether they differ by host name or by path.
-func jwksPattern(issuer string) (string, error) {
+// issuerRoot returns the ServeMux host and path prefix of an issuer: routes
+// match on the issuer's host name and path, so one listener can serve
+// several issuers whether they differ by host name or by path.
+func issuerRoot(issuer string) (host, path string, err error) {
 	u, err := url.Parse(issuer)
 	if err != nil {
-		return "", fmt.Errorf("issuer %q: %w", issuer, err)
+		return "", "", fmt.Errorf("issuer %q: %w", issuer, err)
 	}
-	return "GET " + u.Hostname() + strings.TrimSuffix(u.Path, "/") + "/jwks.json", nil
+	return u.Hostname(), strings.TrimSuffix(u.Path, "/"), nil
 }

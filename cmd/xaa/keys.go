@@ -194,8 +194,13 @@ func withKeyManagers(cmd *cobra.Command, e *env, roleNames []string, fn func(rol
 		return err
 	}
 	defer db.Close()
+	wk, err := wrappingKey(cfg)
+	if err != nil {
+		return err
+	}
+	defer clear(wk)
 	for _, r := range rs {
-		m, err := keyManager(cmd.Context(), cfg, db, r, logger)
+		m, err := keyManager(cmd.Context(), cfg, db, wk, r, logger)
 		if err != nil {
 			return err
 		}

@@ -346,6 +346,24 @@ func TestServe(t *testing.T) {
 			t.Errorf("%s Cache-Control = %q", path, cc)
 		}
 	}
+	// The IdP role serves discovery under its issuer path and at the
+	// RFC 8414 path-inserted location, with the exact configured issuer.
+	for _, path := range []string{"/idp/.well-known/openid-configuration", "/.well-known/oauth-authorization-server/idp"} {
+		code, body, _ := get(base + path)
+		if code != http.StatusOK {
+			t.Fatalf("GET %s = %d %s", path, code, body)
+		}
+		var md struct {
+			Issuer        string `json:"issuer"`
+			TokenEndpoint string `json:"token_endpoint"`
+		}
+		if err := json.Unmarshal(body, &md); err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		if md.Issuer != "http://127.0.0.1/idp" || md.TokenEndpoint != "http://127.0.0.1/idp/token" {
+			t.Errorf("%s: issuer %q, token_endpoint %q", path, md.Issuer, md.TokenEndpoint)
+		}
+	}
 	if code, _, _ := get(base + "/metrics"); code != http.StatusNotFound {
 		t.Errorf("public /metrics = %d, want 404: metrics belong on the admin listener", code)
 	}

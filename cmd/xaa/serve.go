@@ -13,7 +13,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/openxaa/xaa/internal/config"
+	"github.com/openxaa/xaa/internal/directory"
 	"github.com/openxaa/xaa/internal/httpserver"
+	"github.com/openxaa/xaa/internal/idp"
 	"github.com/openxaa/xaa/internal/jose"
 	"github.com/openxaa/xaa/internal/keyring"
 	"github.com/openxaa/xaa/internal/store"
@@ -76,25 +78,47 @@ func serve(ctx context.Context, cfg *config.Config, only []string, e *env) error
 	if err != nil {
 		return err
 	}
+	wk, err := wrappingKey(cfg)
+	if err != nil {
+		return err
+	}
+	defer clear(wk)
 	mux := http.NewServeMux()
 	managers := make(map[string]*keyring.Manager, len(rs))
-	patterns := make(map[string]string, len(rs))
+	roots := make(map[string]string, len(rs))
 	for _, r := range rs {
-		m, err := keyManager(ctx, cfg, db, r, logger)
+		m, err := keyManager(ctx, cfg, db, wk, r, logger)
 		if err != nil {
 			return err
 		}
 		managers[r.name] = m
-		pattern, err := jwksPattern(r.issuer)
+		host, path, err := issuerRoot(r.issuer)
 		if err != nil {
 			return err
 		}
-		if other, dup := patterns[pattern]; dup {
+		if other, dup := roots[host+path]; dup {
 			return fmt.Errorf("issuers of %s and %s share host and path, so one listener cannot tell them apart; give them distinct hosts or paths, or serve them from separate processes (--%s, --%s)",
 				other, r.name, other, r.name)
 		}
-		patterns[pattern] = r.name
-		mux.Handle(pattern, jose.JWKSHandler(m.PublicKeys, jwksMaxAge))
+		roots[host+path] = r.name
+		switch r.name {
+		case "idp":
+			h, err := newIdP(cfg, db, m, wk, r.issuer, logger)
+			if err != nil {
+				return err
+			}
+			mountIssuer(mux, host, path, h.Handler())
+			if path != "" {
+				// RFC 8414 §3.1 and OIDC Discovery: for an issuer with a path,
+				// metadata also lives at the host root with the path appended.
+				mux.Handle("GET "+host+"/.well-known/oauth-authorization-server"+path, h.MetadataHandler())
+				mux.Handle("GET "+host+"/.well-known/openid-configuration"+path, h.MetadataHandler())
+			}
+		default:
+			// Roles whose protocol endpoints have not landed yet publish
+			// their keys, so relying parties can start caching them.
+			mux.Handle("GET "+host+path+"/jwks.json", jose.JWKSHandler(m.PublicKeys, jwksMaxAge))
+		}
 	}
 
 	reg := prometheus.NewRegistry()
@@ -136,6 +160,41 @@ func serve(ctx context.Context, cfg *config.Config, only []string, e *env) error
 	cancel()
 	<-done
 	return err
+}
+
+// mountIssuer serves h under the issuer's host and path, with the path
+// stripped so the role's routes are relative to its issuer.
+func mountIssuer(mux *http.ServeMux, host, path string, h http.Handler) {
+	if path == "" {
+		mux.Handle(host+"/", h)
+		return
+	}
+	mux.Handle(host+path+"/", http.StripPrefix(path, h))
+}
+
+// newIdP builds the identity provider on the shared store and its keys.
+func newIdP(cfg *config.Config, db *sqlstore.DB, keys *keyring.Manager, wk []byte, issuer string, logger *slog.Logger) (*idp.Server, error) {
+	totp, err := keyring.NewSecretBox(wk, directory.TOTPSealPurpose)
+	if err != nil {
+		return nil, err
+	}
+	auditKey, err := keyring.DeriveKey(wk, "audit token hmac")
+	if err != nil {
+		return nil, err
+	}
+	s, err := idp.New(idp.Config{
+		Issuer:   issuer,
+		Store:    db,
+		Keys:     keys,
+		TOTP:     totp,
+		AuditKey: auditKey,
+		DevMode:  cfg.DevMode,
+		Logger:   logger.With("role", "idp"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("idp: %w", err)
+	}
+	return s, nil
 }
 
 // checkSchema refuses to serve on a database that `xaa migrate` has not
