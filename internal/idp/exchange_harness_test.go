@@ -179,7 +179,8 @@ func (h *harness) seed(ctx context.Context) {
 	}))
 }
 
-// idToken mints an ID token as the SSO half would, with overrides.
+// idToken mints an ID token as the SSO half would, with overrides, and
+// records it in the token ledger as the code grant does.
 type idTokenOpts struct {
 	sub, aud, iss, typ, acr string
 	amr                     []string
@@ -187,9 +188,20 @@ type idTokenOpts struct {
 	exp                     time.Duration // relative to now; default +5 min
 	signer                  jose.Signer
 	extra                   map[string]any
+	// unrecorded leaves the token out of the ledger (a token signed with
+	// our key that no grant issued); noJTI omits the jti claim, which
+	// also leaves it unrecorded.
+	unrecorded, noJTI bool
 }
 
 func (h *harness) idToken(o idTokenOpts) string {
+	h.t.Helper()
+	tok, _ := h.idTokenJTI(o)
+	return tok
+}
+
+// idTokenJTI is idToken that also returns the token's jti.
+func (h *harness) idTokenJTI(o idTokenOpts) (token, jti string) {
 	h.t.Helper()
 	now := time.Now()
 	if o.sub == "" {
@@ -224,6 +236,9 @@ func (h *harness) idToken(o idTokenOpts) string {
 		"iat": now.Add(-time.Minute).Unix(), "exp": now.Add(o.exp).Unix(),
 		"auth_time": now.Add(-o.authAge).Unix(), "acr": o.acr, "amr": o.amr, "sid": "s_1",
 	}
+	if !o.noJTI {
+		claims["jti"] = randomToken()[:22]
+	}
 	for k, v := range o.extra {
 		claims[k] = v
 	}
@@ -231,7 +246,17 @@ func (h *harness) idToken(o idTokenOpts) string {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	return tok
+	jti, _ = claims["jti"].(string)
+	if o.unrecorded || jti == "" {
+		return tok, jti
+	}
+	if err := h.db.RecordToken(context.Background(), store.IssuedToken{
+		JTI: jti, Kind: store.TokenKindIDToken, Issuer: o.iss, ClientID: o.aud, Subject: o.sub, Audience: o.aud,
+		IssuedAt: now.Add(-time.Minute), ExpiresAt: now.Add(o.exp),
+	}); err != nil {
+		h.t.Fatalf("record ID token: %v", err)
+	}
+	return tok, jti
 }
 
 // goodTE is the checklist's "good TE" for app1.

@@ -328,6 +328,26 @@ func TestExchangeDenials(t *testing.T) {
 		// Oversized subject_token: the form cap (16 KiB) answers
 		// invalid_request before the grant; it is never dropped.
 		{name: "oversized_subject_token", body: form(h0, set("subject_token", strings.Repeat("a", 16<<10+1))), status: 400, code: invReq},
+		// The token ledger: an ID token that verifies must also be one the
+		// code or refresh grant recorded, and not revoked since.
+		{name: "subject_id_token_revoked", body: func(h *harness) string {
+			tok, jti := h.idTokenJTI(idTokenOpts{})
+			if err := h.db.RevokeToken(context.Background(), testIssuer, jti, time.Now()); err != nil {
+				h.t.Fatal(err)
+			}
+			return h.goodTE(tok).Encode()
+		}, status: 400, code: invGrant, rule: ruleSubjectRevoked},
+		{name: "subject_id_token_never_recorded", body: form(h0, nil, idTokenOpts{unrecorded: true}), status: 400, code: invGrant, rule: ruleSubjectUnknownToken},
+		{name: "subject_id_token_without_jti", body: form(h0, nil, idTokenOpts{noJTI: true}), status: 400, code: invGrant, rule: ruleSubjectUnknownToken},
+		{name: "subject_jti_recorded_as_access_token", body: func(h *harness) string {
+			return h.goodTE(h.idTokenLedgerRow(func(t *store.IssuedToken) { t.Kind = store.TokenKindAccessToken })).Encode()
+		}, status: 400, code: invGrant, rule: ruleSubjectUnknownToken},
+		{name: "subject_jti_recorded_for_another_client", body: func(h *harness) string {
+			return h.goodTE(h.idTokenLedgerRow(func(t *store.IssuedToken) { t.ClientID = app2 })).Encode()
+		}, status: 400, code: invGrant, rule: ruleSubjectUnknownToken},
+		{name: "subject_jti_recorded_for_another_user", body: func(h *harness) string {
+			return h.goodTE(h.idTokenLedgerRow(func(t *store.IssuedToken) { t.Subject = userBob })).Encode()
+		}, status: 400, code: invGrant, rule: ruleSubjectUnknownToken},
 		{name: "repeated_subject_token", body: func(h *harness) string {
 			return h.goodTE(h.idToken(idTokenOpts{})).Encode() + "&subject_token=x"
 		}, status: 400, code: invReq},
@@ -364,6 +384,21 @@ func TestExchangeDenials(t *testing.T) {
 
 // h0 is a nil harness placeholder for form's unused parameter.
 var h0 *harness
+
+// idTokenLedgerRow mints a good ID token for alice and app1 and records a
+// ledger row for its jti that mut has altered.
+func (h *harness) idTokenLedgerRow(mut func(*store.IssuedToken)) string {
+	h.t.Helper()
+	tok, jti := h.idTokenJTI(idTokenOpts{unrecorded: true})
+	now := time.Now()
+	row := store.IssuedToken{JTI: jti, Kind: store.TokenKindIDToken, Issuer: testIssuer, ClientID: app1, Subject: userAlice,
+		Audience: app1, IssuedAt: now, ExpiresAt: now.Add(5 * time.Minute)}
+	mut(&row)
+	if err := h.db.RecordToken(context.Background(), row); err != nil {
+		h.t.Fatal(err)
+	}
+	return tok
+}
 
 func assertDenial(t *testing.T, h *harness, r response, tc denialCase) {
 	t.Helper()

@@ -28,6 +28,13 @@ const (
 	ruleResourceInvalid  = "target.resource_invalid"
 	ruleNoClientIDAtAS   = "target.no_client_id"
 	ruleStoreUnavailable = "store.error"
+
+	// An ID token that verifies but that the token ledger does not hold
+	// as an ID token issued to this client for this user, or holds as
+	// revoked (a reused authorization code revokes its first
+	// redemption's tokens).
+	ruleSubjectUnknownToken = "subject.unknown_token"
+	ruleSubjectRevoked      = "subject.revoked"
 )
 
 // exchangeResponse is the RFC 8693 §2.2.1 response for an ID-JAG.
@@ -83,6 +90,12 @@ func (s *Server) exchange(ctx context.Context, req tokenRequest, rec *exchangeRe
 		return nil, rec.fail(ruleSubjectInvalid, err)
 	}
 	rec.subject = subj.UserID
+	if p.subjectTokenType == idjag.TokenTypeIDToken {
+		rec.data["subject_jti"] = clip(subj.IDTokenJTI)
+		if rule, err := s.idTokenInLedger(ctx, subj); err != nil {
+			return nil, rec.fail(rule, err)
+		}
+	}
 	user, err := s.cfg.Store.GetUser(ctx, subj.UserID)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, rec.fail(ruleSubjectUnknown, oauth.InvalidGrant("the subject token names no known user"))
@@ -304,7 +317,7 @@ func (s *Server) idTokenSubject(ctx context.Context, raw, clientID string, now t
 	if tok.Subject == "" {
 		return subject{}, oauth.InvalidGrant("the ID token has no sub")
 	}
-	subj := subject{UserID: tok.Subject, ClientID: clientID, SessionID: c.SID, ACR: c.ACR, AMR: c.AMR}
+	subj := subject{UserID: tok.Subject, ClientID: clientID, SessionID: c.SID, IDTokenJTI: tok.ID, ACR: c.ACR, AMR: c.AMR}
 	if c.AuthTime != nil {
 		at := *c.AuthTime
 		if at < 0 || at > 253402300799 || math.IsNaN(at) {
@@ -313,6 +326,35 @@ func (s *Server) idTokenSubject(ctx context.Context, raw, clientID string, now t
 		subj.AuthTime = time.Unix(int64(at), 0).UTC()
 	}
 	return subj, nil
+}
+
+// idTokenInLedger accepts a verified ID token only if the token ledger
+// holds it as an ID token this IdP issued to this client for this user,
+// not revoked. The signature cannot tell: revocation (of a reused
+// authorization code's first redemption) lives only in the ledger, and
+// a token signed with our key but never recorded was not issued by the
+// code or refresh grant. It returns the audit rule with the error.
+func (s *Server) idTokenInLedger(ctx context.Context, subj subject) (string, error) {
+	notIssued := func(cause error) error {
+		return oauth.InvalidGrant("the subject token is not a valid ID token issued by this IdP to this client").WithCause(cause)
+	}
+	if subj.IDTokenJTI == "" {
+		return ruleSubjectUnknownToken, notIssued(errors.New("the ID token has no jti, and every ID token this IdP issues has one"))
+	}
+	t, err := s.cfg.Store.GetToken(ctx, s.cfg.Issuer, subj.IDTokenJTI)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return ruleSubjectUnknownToken, notIssued(errors.New("the ID token's jti is not in the token ledger"))
+	case err != nil:
+		return ruleStoreUnavailable, fmt.Errorf("idp: look up the subject ID token: %w", err)
+	case t.Kind != store.TokenKindIDToken || t.Subject != subj.UserID || t.ClientID != subj.ClientID:
+		return ruleSubjectUnknownToken, notIssued(fmt.Errorf("the ledger row of the ID token's jti is a %s for user %q and client %q",
+			t.Kind, t.Subject, t.ClientID))
+	case !t.RevokedAt.IsZero():
+		return ruleSubjectRevoked, oauth.InvalidGrant("the subject token has been revoked").
+			WithCause(fmt.Errorf("the ID token was revoked at %s", t.RevokedAt.UTC().Format(time.RFC3339)))
+	}
+	return "", nil
 }
 
 // decisionError maps a policy outcome to the OAuth error the client gets.

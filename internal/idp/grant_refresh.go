@@ -69,6 +69,9 @@ func (s *Server) refreshGrant(ctx context.Context, req tokenRequest) (any, error
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
+		// A disabled user is refused without revoking the family: disabled
+		// is a state every path reads live, so re-enabling restores the
+		// grant, whether or not a client tried to refresh in between.
 		if d, ok := policy.CheckPrincipals(policy.App{ClientID: client.ID, Enabled: !client.Disabled},
 			policy.User{ID: rt.UserID, Enabled: err == nil && !user.Disabled}); !ok {
 			return deny("token.denied", rt.UserID, d.ClientMessage, oauth.InvalidGrant("the refresh token is invalid"),

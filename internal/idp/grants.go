@@ -17,9 +17,12 @@ type subject struct {
 	UserID    string
 	ClientID  string // the requesting app the subject token was issued to
 	SessionID string
-	AuthTime  time.Time
-	ACR       string
-	AMR       []string
+	// IDTokenJTI is the jti of an ID-token subject ("" for a refresh
+	// token, or an ID token without one): the key of its ledger row.
+	IDTokenJTI string
+	AuthTime   time.Time
+	ACR        string
+	AMR        []string
 	// Refresh is set when the subject token is a refresh token: the
 	// ID-JAG may not carry more scope or outlive it.
 	Refresh *refreshSubject

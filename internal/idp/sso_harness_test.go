@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -40,7 +41,16 @@ type ssoHarness struct {
 	issuer  string
 	totpKey []byte // bob's TOTP secret
 	users   map[string]string
+	clock   *testClock // the server's clock
 }
+
+// testClock is the wall clock plus an offset a test moves forward, for
+// expiries over real HTTP (where testing/synctest's fake clock cannot
+// reach: the loopback listener is not durably blocking).
+type testClock struct{ offset atomic.Int64 }
+
+func (c *testClock) now() time.Time          { return time.Now().Add(time.Duration(c.offset.Load())) }
+func (c *testClock) advance(d time.Duration) { c.offset.Add(int64(d)) }
 
 // newSSOHarness runs the IdP over real loopback HTTP on a real SQLite
 // store, in DevMode (http issuer; cookies without Secure).
@@ -67,9 +77,10 @@ func newSSOHarness(t *testing.T, limit *LoginLimit) *ssoHarness {
 	if err != nil {
 		t.Fatal(err)
 	}
+	clock := &testClock{}
 	srv, err := New(Config{
 		Issuer: issuer, Store: db, Keys: keys, TOTP: box, DevMode: true,
-		AuditKey: []byte("0123456789abcdef0123456789abcdef"), LoginLimit: limit,
+		AuditKey: []byte("0123456789abcdef0123456789abcdef"), LoginLimit: limit, Now: clock.now,
 	})
 	if err != nil {
 		t.Fatalf("idp.New: %v", err)
@@ -77,7 +88,7 @@ func newSSOHarness(t *testing.T, limit *LoginLimit) *ssoHarness {
 	hs.Config.Handler = srv.Handler()
 	hs.Start()
 	t.Cleanup(hs.Close)
-	h := &ssoHarness{t: t, db: db, srv: srv, hs: hs, issuer: issuer, users: map[string]string{}}
+	h := &ssoHarness{t: t, db: db, srv: srv, hs: hs, issuer: issuer, users: map[string]string{}, clock: clock}
 	h.seed(ctx, box)
 	return h
 }

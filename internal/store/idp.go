@@ -36,6 +36,9 @@ type Sessions interface {
 	// RevokeSession marks the session revoked (idempotent); ErrNotFound if
 	// absent.
 	RevokeSession(ctx context.Context, id string, at time.Time) error
+	// PruneSessions deletes the sessions whose ExpiresAt is before the
+	// given time, revoked or not, and returns how many it deleted.
+	PruneSessions(ctx context.Context, before time.Time) (int64, error)
 }
 
 // AuthCode is an authorization code (RFC 6749 §4.1) with everything the
@@ -74,6 +77,11 @@ type AuthCodes interface {
 	// RecordAuthCodeIssue records what the redemption of the code issued;
 	// ErrNotFound if absent.
 	RecordAuthCodeIssue(ctx context.Context, digest []byte, refreshFamily, idTokenJTI, accessTokenJTI string) error
+	// PruneAuthCodes deletes the codes whose ExpiresAt is before the given
+	// time and returns how many it deleted. A pruned code presented again
+	// is unknown, no longer a reuse that revokes its first redemption's
+	// tokens, so callers keep codes for a while past their expiry.
+	PruneAuthCodes(ctx context.Context, before time.Time) (int64, error)
 }
 
 // RefreshToken is one refresh token of a rotation family. A family starts
@@ -110,4 +118,9 @@ type RefreshTokens interface {
 	// RevokeRefreshFamily revokes every token of the family not yet
 	// revoked and returns how many it revoked.
 	RevokeRefreshFamily(ctx context.Context, familyID string, at time.Time) (int64, error)
+	// PruneRefreshTokens deletes the tokens whose ExpiresAt is before the
+	// given time and returns how many it deleted. ExpiresAt is the
+	// family's end, so a family goes as a whole, and the superseded tokens
+	// of a live family stay to reveal their reuse.
+	PruneRefreshTokens(ctx context.Context, before time.Time) (int64, error)
 }

@@ -299,6 +299,50 @@ func (o *ops) RevokeRefreshFamily(ctx context.Context, familyID string, at time.
 	return o.exec(ctx, "revoke refresh family", revokeRefreshFamSQL, familyID, ms(at))
 }
 
+// --- Pruning ---
+
+// pruneBatch bounds one DELETE, so that pruning a backlog never holds
+// SQLite's single writer (or PostgreSQL row locks) for long: outside a
+// transaction each batch commits on its own.
+const pruneBatch = 1000
+
+const (
+	pruneSessionsSQL = `DELETE FROM idp_sessions WHERE id IN
+    (SELECT id FROM idp_sessions WHERE expires_at < $1 LIMIT $2)`
+	pruneAuthCodesSQL = `DELETE FROM idp_auth_codes WHERE digest IN
+    (SELECT digest FROM idp_auth_codes WHERE expires_at < $1 LIMIT $2)`
+	pruneRefreshSQL = `DELETE FROM idp_refresh_tokens WHERE digest IN
+    (SELECT digest FROM idp_refresh_tokens WHERE expires_at < $1 LIMIT $2)`
+)
+
+// prune runs a batched DELETE until a batch comes back short. It returns
+// how many rows it deleted, on error too.
+func (o *ops) prune(ctx context.Context, op, query string, before time.Time) (int64, error) {
+	if before.IsZero() {
+		return 0, fmt.Errorf("%w: %s: the cutoff time is zero", ErrInvalidInput, op)
+	}
+	var total int64
+	for {
+		n, err := o.exec(ctx, op, query, ms(before), pruneBatch)
+		total += n
+		if err != nil || n < pruneBatch {
+			return total, err
+		}
+	}
+}
+
+func (o *ops) PruneSessions(ctx context.Context, before time.Time) (int64, error) {
+	return o.prune(ctx, "prune sessions", pruneSessionsSQL, before)
+}
+
+func (o *ops) PruneAuthCodes(ctx context.Context, before time.Time) (int64, error) {
+	return o.prune(ctx, "prune authorization codes", pruneAuthCodesSQL, before)
+}
+
+func (o *ops) PruneRefreshTokens(ctx context.Context, before time.Time) (int64, error) {
+	return o.prune(ctx, "prune refresh tokens", pruneRefreshSQL, before)
+}
+
 // --- autocommit wrappers ---
 
 // CreateSession implements store.Sessions.
@@ -350,6 +394,22 @@ func (db *DB) RotateRefreshToken(ctx context.Context, digest []byte, next store.
 // RevokeRefreshFamily implements store.RefreshTokens.
 func (db *DB) RevokeRefreshFamily(ctx context.Context, familyID string, at time.Time) (int64, error) {
 	return db.auto().RevokeRefreshFamily(ctx, familyID, at)
+}
+
+// PruneSessions implements store.Sessions, committing batch by batch.
+func (db *DB) PruneSessions(ctx context.Context, before time.Time) (int64, error) {
+	return db.auto().PruneSessions(ctx, before)
+}
+
+// PruneAuthCodes implements store.AuthCodes, committing batch by batch.
+func (db *DB) PruneAuthCodes(ctx context.Context, before time.Time) (int64, error) {
+	return db.auto().PruneAuthCodes(ctx, before)
+}
+
+// PruneRefreshTokens implements store.RefreshTokens, committing batch by
+// batch.
+func (db *DB) PruneRefreshTokens(ctx context.Context, before time.Time) (int64, error) {
+	return db.auto().PruneRefreshTokens(ctx, before)
 }
 
 var (

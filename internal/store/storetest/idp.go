@@ -1,8 +1,10 @@
 package storetest
 
 import (
+	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -23,12 +25,16 @@ func RunIdP(t *testing.T, s Store) {
 		{"direct", s},
 		{"tx", perCallTx{s}},
 	}
+	// Not parallel, so it runs before the rest: its counts are exact
+	// only while nothing else prunes.
+	t.Run("PruneCounts", func(t *testing.T) { testPruneCounts(t, s) })
 	for _, v := range views {
 		t.Run(v.name, func(t *testing.T) {
 			t.Parallel()
 			t.Run("Sessions", func(t *testing.T) { t.Parallel(); testSessions(t, v.a) })
 			t.Run("AuthCodes", func(t *testing.T) { t.Parallel(); testAuthCodes(t, v.a) })
 			t.Run("RefreshTokens", func(t *testing.T) { t.Parallel(); testRefreshTokens(t, v.a) })
+			t.Run("Prune", func(t *testing.T) { t.Parallel(); testPrune(t, v.a) })
 		})
 	}
 	t.Run("RotateRace", func(t *testing.T) { t.Parallel(); testRotateRace(t, s) })
@@ -234,5 +240,142 @@ func testConsumeRace(t *testing.T, s Store) {
 	}
 	if won != 1 {
 		t.Errorf("%d redemptions won, want exactly 1", won)
+	}
+}
+
+// pruneCutoff is far in the past, so that pruning cannot remove rows that
+// parallel subtests rely on (they expire around now). Every parallel prune
+// uses this one cutoff, so none deletes a row another expects to stay.
+func pruneCutoff() time.Time { return time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC) }
+
+// testPrune: rows whose expiry is before the cutoff go, whatever their
+// state; rows expiring at or after it stay, revoked or superseded ones
+// too (a superseded refresh token must outlive its use to reveal reuse).
+func testPrune(t *testing.T, s store.Tx) {
+	ctx := t.Context()
+	user := idpUser(t, s)
+	cut := pruneCutoff()
+	rows := []struct {
+		name string
+		exp  time.Duration // relative to the cutoff
+		gone bool
+	}{
+		{"expired", -time.Hour, true},
+		{"expired a millisecond before", -time.Millisecond, true},
+		{"expiring at the cutoff", 0, false},
+		{"live", time.Hour, false},
+	}
+	type made struct {
+		session, code []byte
+		refresh       [2][]byte // superseded, current
+	}
+	var all []made
+	for _, r := range rows {
+		exp := cut.Add(r.exp)
+		start := exp.Add(-time.Minute)
+		var m made
+		sess := store.Session{ID: newID("sid"), SecretDigest: digest(newID("secret")), UserID: user,
+			AuthTime: start, ACR: "urn:openxaa:acr:pwd", CreatedAt: start, ExpiresAt: exp}
+		noErr(t, "CreateSession "+r.name, s.CreateSession(ctx, sess))
+		noErr(t, "RevokeSession "+r.name, s.RevokeSession(ctx, sess.ID, start))
+		m.session = sess.SecretDigest
+
+		c := newAuthCode(user)
+		c.AuthTime, c.IssuedAt, c.ExpiresAt = start, start, exp
+		noErr(t, "CreateAuthCode "+r.name, s.CreateAuthCode(ctx, c))
+		m.code = c.Digest
+
+		fam := newID("fam")
+		first, second := newRefresh(user, fam), newRefresh(user, fam)
+		for _, rt := range []*store.RefreshToken{&first, &second} {
+			rt.AuthTime, rt.IssuedAt, rt.ExpiresAt = start, start, exp
+		}
+		noErr(t, "CreateRefreshToken "+r.name, s.CreateRefreshToken(ctx, first))
+		noErr(t, "RotateRefreshToken "+r.name, s.RotateRefreshToken(ctx, first.Digest, second, start))
+		_, err := s.RevokeRefreshFamily(ctx, fam, start)
+		noErr(t, "RevokeRefreshFamily "+r.name, err)
+		m.refresh = [2][]byte{first.Digest, second.Digest}
+		all = append(all, m)
+	}
+
+	for _, prune := range []struct {
+		name string
+		fn   func(context.Context, time.Time) (int64, error)
+	}{{"PruneSessions", s.PruneSessions}, {"PruneAuthCodes", s.PruneAuthCodes}, {"PruneRefreshTokens", s.PruneRefreshTokens}} {
+		if _, err := prune.fn(ctx, cut); err != nil {
+			t.Fatalf("%s: %v", prune.name, err)
+		}
+	}
+
+	for i, r := range rows {
+		m := all[i]
+		check := func(what string, err error) {
+			t.Helper()
+			switch {
+			case r.gone && !errors.Is(err, store.ErrNotFound):
+				t.Errorf("%s %s after pruning: %v, want ErrNotFound", r.name, what, err)
+			case !r.gone && err != nil:
+				t.Errorf("%s %s after pruning: %v, want it kept", r.name, what, err)
+			}
+		}
+		_, err := s.GetSessionByDigest(ctx, m.session)
+		check("session", err)
+		_, err = s.ConsumeAuthCode(ctx, m.code, cut)
+		check("authorization code", err)
+		_, err = s.GetRefreshToken(ctx, m.refresh[0])
+		check("superseded refresh token", err)
+		_, err = s.GetRefreshToken(ctx, m.refresh[1])
+		check("current refresh token", err)
+	}
+}
+
+// testPruneCounts: the counts are how many rows went, also when there are
+// more than a backend deletes in one statement.
+func testPruneCounts(t *testing.T, s Store) {
+	ctx := t.Context()
+	cut := pruneCutoff().AddDate(-1, 0, 0)
+	exp, start := cut.Add(-time.Hour), cut.Add(-2*time.Hour)
+	const sessions, codes, refresh = 3, 4, 2500
+	noErr(t, "seed", s.InTx(ctx, func(tx store.Tx) error {
+		user := idpUser(t, tx)
+		for range sessions {
+			if err := tx.CreateSession(ctx, store.Session{ID: newID("sid"), SecretDigest: digest(newID("secret")),
+				UserID: user, AuthTime: start, CreatedAt: start, ExpiresAt: exp}); err != nil {
+				return err
+			}
+		}
+		for range codes {
+			c := newAuthCode(user)
+			c.AuthTime, c.IssuedAt, c.ExpiresAt = start, start, exp
+			if err := tx.CreateAuthCode(ctx, c); err != nil {
+				return err
+			}
+		}
+		for i := range refresh {
+			rt := newRefresh(user, fmt.Sprintf("fam-%d", i%7))
+			rt.AuthTime, rt.IssuedAt, rt.ExpiresAt = start, start, exp
+			if err := tx.CreateRefreshToken(ctx, rt); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+	for _, tc := range []struct {
+		name string
+		fn   func(context.Context, time.Time) (int64, error)
+		want int64
+	}{
+		{"PruneSessions", s.PruneSessions, sessions},
+		{"PruneAuthCodes", perCallTx{s}.PruneAuthCodes, codes},
+		{"PruneRefreshTokens", s.PruneRefreshTokens, refresh},
+	} {
+		n, err := tc.fn(ctx, cut)
+		noErr(t, tc.name, err)
+		if n != tc.want {
+			t.Errorf("%s deleted %d rows, want %d", tc.name, n, tc.want)
+		}
+		if n, err := tc.fn(ctx, cut); err != nil || n != 0 {
+			t.Errorf("%s again = %d, %v; want 0, nil", tc.name, n, err)
+		}
 	}
 }

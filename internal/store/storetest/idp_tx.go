@@ -60,3 +60,18 @@ func (p perCallTx) RevokeRefreshFamily(ctx context.Context, familyID string, at 
 	err = p.s.InTx(ctx, func(tx store.Tx) (err error) { n, err = tx.RevokeRefreshFamily(ctx, familyID, at); return err })
 	return n, err
 }
+
+func (p perCallTx) PruneSessions(ctx context.Context, before time.Time) (n int64, err error) {
+	err = p.s.InTx(ctx, func(tx store.Tx) (err error) { n, err = tx.PruneSessions(ctx, before); return err })
+	return n, err
+}
+
+func (p perCallTx) PruneAuthCodes(ctx context.Context, before time.Time) (n int64, err error) {
+	err = p.s.InTx(ctx, func(tx store.Tx) (err error) { n, err = tx.PruneAuthCodes(ctx, before); return err })
+	return n, err
+}
+
+func (p perCallTx) PruneRefreshTokens(ctx context.Context, before time.Time) (n int64, err error) {
+	err = p.s.InTx(ctx, func(tx store.Tx) (err error) { n, err = tx.PruneRefreshTokens(ctx, before); return err })
+	return n, err
+}
