@@ -213,7 +213,7 @@ func checkSchema(ctx context.Context, db *sqlstore.DB) error {
 // maintain runs the periodic upkeep: it reloads keys (another instance may
 // have rotated), retires keys whose tokens have all expired, rotates on
 // schedule, and prunes expired single-use values.
-func maintain(ctx context.Context, db store.Replay, managers map[string]*keyring.Manager, rotateEvery time.Duration, logger *slog.Logger) {
+func maintain(ctx context.Context, db *sqlstore.DB, managers map[string]*keyring.Manager, rotateEvery time.Duration, logger *slog.Logger) {
 	t := time.NewTicker(keyRefreshInterval)
 	defer t.Stop()
 	for {
@@ -222,11 +222,7 @@ func maintain(ctx context.Context, db store.Replay, managers map[string]*keyring
 			return
 		case <-t.C:
 		}
-		if n, err := db.PruneReplay(ctx, time.Now()); err != nil {
-			logger.Error("prune replay store", "err", err)
-		} else if n > 0 {
-			logger.Debug("pruned replay store", "rows", n)
-		}
+		prune(ctx, db, time.Now(), logger)
 		for name, m := range managers {
 			log := logger.With("role", name)
 			if err := m.Refresh(ctx); err != nil {
@@ -241,6 +237,33 @@ func maintain(ctx context.Context, db store.Replay, managers map[string]*keyring
 			if rotateEvery > 0 {
 				rotateIfDue(ctx, m, rotateEvery, log)
 			}
+		}
+	}
+}
+
+// codeRetention keeps used and expired authorization codes for a while: a
+// code presented again after pruning would be "unknown" rather than
+// "reused", and only reuse revokes what its first redemption issued.
+const codeRetention = time.Hour
+
+// prune deletes expired single-use values, sessions, codes and refresh
+// families. Each runs in small batches so the single SQLite writer is never
+// held for long.
+func prune(ctx context.Context, db *sqlstore.DB, now time.Time, logger *slog.Logger) {
+	for _, p := range []struct {
+		what string
+		fn   func(context.Context, time.Time) (int64, error)
+		at   time.Time
+	}{
+		{"replay store", db.PruneReplay, now},
+		{"sessions", db.PruneSessions, now},
+		{"authorization codes", db.PruneAuthCodes, now.Add(-codeRetention)},
+		{"refresh tokens", db.PruneRefreshTokens, now},
+	} {
+		if n, err := p.fn(ctx, p.at); err != nil {
+			logger.Error("prune "+p.what, "err", err)
+		} else if n > 0 {
+			logger.Debug("pruned "+p.what, "rows", n)
 		}
 	}
 }
