@@ -97,6 +97,7 @@ func openSQLite(ctx context.Context, path string, o Options) (_ *DB, err error) 
 	if err := checkSQLitePragmas(ctx, db.read); err != nil {
 		return nil, d.wrap("open "+abs, err)
 	}
+	db.gc = newCommitter(d, db.write, o.Logger)
 	o.Logger.Info("sqlstore: opened SQLite database", "path", abs, "read_conns", n)
 	return db, nil
 }

@@ -52,6 +52,10 @@ type DB struct {
 	write *sql.DB
 	// read serves reads outside transactions. On PostgreSQL it is write.
 	read *sql.DB
+	// gc batches InTx callers into shared commits on SQLite; nil on
+	// PostgreSQL, where each InTx is its own transaction on its own
+	// connection and commits already proceed in parallel.
+	gc *committer
 }
 
 // Open connects to the database named by rawURL:
@@ -114,15 +118,26 @@ func (db *DB) Ping(ctx context.Context) error {
 	return nil
 }
 
-// InTx runs fn in one write transaction (BEGIN IMMEDIATE on SQLite, READ
-// COMMITTED on PostgreSQL). If fn returns an error or panics, everything it
-// wrote is rolled back and fn's error is returned as is. When InTx returns
-// nil the commit is durable.
+// InTx runs fn in one write transaction. If fn returns an error or panics,
+// everything it wrote is rolled back and fn's error is returned as is (the
+// panic continues). When InTx returns nil the commit is durable.
 //
-// fn must use only tx: on SQLite the transaction holds the single write
-// connection, so calling the *DB's write methods from inside fn would wait
-// for it until ctx ends.
+// On PostgreSQL each InTx is its own READ COMMITTED transaction. On SQLite,
+// concurrent InTx calls share one BEGIN IMMEDIATE transaction and one
+// COMMIT (group commit): each fn runs in its own savepoint, so a failing fn
+// rolls back only its own writes, and every fn that succeeded gets nil only
+// after the shared COMMIT, or the COMMIT's error. A later fn in a batch may
+// read an earlier one's writes before they commit; they then commit or fail
+// together. If ctx ends before fn starts, InTx returns ctx's error without
+// running fn; once fn has succeeded, InTx waits for the commit.
+//
+// fn must use only tx, and only until it returns: on SQLite the
+// transaction holds the single write connection, so calling the *DB's write
+// methods from inside fn would wait for it until ctx ends.
 func (db *DB) InTx(ctx context.Context, fn func(tx store.Tx) error) error {
+	if db.gc != nil {
+		return db.gc.inTx(ctx, fn)
+	}
 	tx, err := db.write.BeginTx(ctx, nil)
 	if err != nil {
 		return db.d.wrap("begin", err)
