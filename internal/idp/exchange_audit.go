@@ -187,43 +187,43 @@ func clip(s string) string {
 
 // --- rate limits ---
 
-// ExchangeRateLimit bounds token exchanges per authenticated client and
+// TokenRateLimit bounds token requests (every grant) per authenticated client and
 // per source address (IPv6 by /64), per instance. A zero field takes the
 // default; rate.Inf turns that limit off.
-type ExchangeRateLimit struct {
-	PerClient  rate.Limit // sustained exchanges per second
+type TokenRateLimit struct {
+	PerClient  rate.Limit // sustained token requests per second
 	PerAddress rate.Limit
 	Burst      int // bucket size of both; default 2 s worth of PerClient
 }
 
-// Default exchange limits: generous for an AI app's backend acting for
+// Default token-endpoint limits: generous for an AI app's backend acting for
 // many users, tight enough that one stolen client secret cannot mint
 // without bound.
 const (
-	DefaultExchangePerClient  rate.Limit = 100
-	DefaultExchangePerAddress rate.Limit = 100
-	maxLimiterKeys                       = 10000
+	DefaultTokenPerClient  rate.Limit = 100
+	DefaultTokenPerAddress rate.Limit = 100
+	maxLimiterKeys                    = 10000
 )
 
-// exchangeLimiter is a token bucket per key, kept in memory. Buckets that
+// tokenLimiter is a token bucket per key, kept in memory. Buckets that
 // have refilled are evicted when the map grows large, so an attacker
 // rotating addresses costs memory only up to maxLimiterKeys.
-type exchangeLimiter struct {
-	cfg  ExchangeRateLimit
+type tokenLimiter struct {
+	cfg  TokenRateLimit
 	mu   sync.Mutex
 	keys map[string]*rate.Limiter
 }
 
-func newExchangeLimiter(cfg *ExchangeRateLimit) *exchangeLimiter {
-	var c ExchangeRateLimit
+func newTokenLimiter(cfg *TokenRateLimit) *tokenLimiter {
+	var c TokenRateLimit
 	if cfg != nil {
 		c = *cfg
 	}
 	if c.PerClient == 0 {
-		c.PerClient = DefaultExchangePerClient
+		c.PerClient = DefaultTokenPerClient
 	}
 	if c.PerAddress == 0 {
-		c.PerAddress = DefaultExchangePerAddress
+		c.PerAddress = DefaultTokenPerAddress
 	}
 	if c.Burst <= 0 {
 		b := float64(c.PerClient) * 2
@@ -232,12 +232,12 @@ func newExchangeLimiter(cfg *ExchangeRateLimit) *exchangeLimiter {
 		}
 		c.Burst = max(1, int(b))
 	}
-	return &exchangeLimiter{cfg: c, keys: map[string]*rate.Limiter{}}
+	return &tokenLimiter{cfg: c, keys: map[string]*rate.Limiter{}}
 }
 
 // allow takes one token from the client's and the address's buckets, or
 // answers 429 with the wait until the client may retry.
-func (l *exchangeLimiter) allow(client, addr string) error {
+func (l *tokenLimiter) allow(client, addr string) error {
 	now := time.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -267,7 +267,7 @@ func (l *exchangeLimiter) allow(client, addr string) error {
 	return nil
 }
 
-func (l *exchangeLimiter) limiter(key string, r rate.Limit, now time.Time) *rate.Limiter {
+func (l *tokenLimiter) limiter(key string, r rate.Limit, now time.Time) *rate.Limiter {
 	if lim, ok := l.keys[key]; ok {
 		return lim
 	}

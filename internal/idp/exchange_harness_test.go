@@ -62,7 +62,7 @@ type harness struct {
 }
 
 type harnessOptions struct {
-	limits *ExchangeRateLimit
+	limits *TokenRateLimit
 }
 
 func newHarness(t testing.TB, o *harnessOptions) *harness {
@@ -83,16 +83,16 @@ func newHarness(t testing.TB, o *harnessOptions) *harness {
 	if err != nil {
 		t.Fatalf("keyring: %v", err)
 	}
-	limits := &ExchangeRateLimit{PerClient: rate.Inf, PerAddress: rate.Inf}
+	limits := &TokenRateLimit{PerClient: rate.Inf, PerAddress: rate.Inf}
 	if o != nil && o.limits != nil {
 		limits = o.limits
 	}
 	srv, err := New(Config{
-		Issuer:            testIssuer,
-		Store:             db,
-		Keys:              keys,
-		AuditKey:          []byte("0123456789abcdef0123456789abcdef"),
-		ExchangeRateLimit: limits,
+		Issuer:         testIssuer,
+		Store:          db,
+		Keys:           keys,
+		AuditKey:       []byte("0123456789abcdef0123456789abcdef"),
+		TokenRateLimit: limits,
 	})
 	if err != nil {
 		t.Fatalf("idp.New: %v", err)

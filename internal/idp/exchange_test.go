@@ -692,16 +692,16 @@ func TestExchangeA31Metadata(t *testing.T) {
 	}
 }
 
-// TestExchangeRateLimit: per client and per address, 429 + Retry-After,
+// TestTokenRateLimit: per client and per address, 429 + Retry-After,
 // no ledger row and no audit record for the refused request.
-func TestExchangeRateLimit(t *testing.T) {
+func TestTokenRateLimit(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name   string
-		limits ExchangeRateLimit
+		limits TokenRateLimit
 	}{
-		{"per_client", ExchangeRateLimit{PerClient: 0.001, PerAddress: rate.Inf, Burst: 1}},
-		{"per_address", ExchangeRateLimit{PerClient: rate.Inf, PerAddress: 0.001, Burst: 1}},
+		{"per_client", TokenRateLimit{PerClient: 0.001, PerAddress: rate.Inf, Burst: 1}},
+		{"per_address", TokenRateLimit{PerClient: rate.Inf, PerAddress: 0.001, Burst: 1}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -721,6 +721,11 @@ func TestExchangeRateLimit(t *testing.T) {
 			}
 			if n, a := h.tokenRows(), len(h.exchangeAudit()); a != n {
 				t.Errorf("%d ledger rows, %d audit records: the refused request was recorded", n, a)
+			}
+			// The budget covers the whole token endpoint, not one grant.
+			other := url.Values{"grant_type": {"authorization_code"}, "code": {"x"}, "redirect_uri": {"http://127.0.0.1/cb"}, "code_verifier": {strings.Repeat("v", 43)}}
+			if r := h.app1(other); r.status != http.StatusTooManyRequests {
+				t.Fatalf("authorization_code grant after the budget was spent: %d %s", r.status, r.raw)
 			}
 		})
 	}

@@ -62,14 +62,9 @@ type exchangeParams struct {
 // rules; only an Allow mints, and the token reaches the client only after
 // its ledger row and audit record are committed. Every other outcome
 // writes exactly one denial record.
-func (s *Server) exchangeGrant(ctx context.Context, req tokenRequest, limits *exchangeLimiter) (any, error) {
-	addr := s.clientIP(req.r)
-	if err := limits.allow(req.client.Client.ID, addr); err != nil {
-		// Not audited: a flood must not turn into a flood of audit writes.
-		return nil, err
-	}
+func (s *Server) exchangeGrant(ctx context.Context, req tokenRequest) (any, error) {
 	rec := newExchangeRecord(req)
-	rec.address = addr
+	rec.address = s.clientIP(req.r)
 	resp, err := s.exchange(ctx, req, rec)
 	if err != nil {
 		s.auditDenial(ctx, rec, err)
@@ -394,13 +389,4 @@ func newJTI() (string, error) {
 		return "", fmt.Errorf("idp: generate jti: %w", err)
 	}
 	return base64.RawURLEncoding.EncodeToString(b[:]), nil
-}
-
-// newExchangeGrant builds the token-exchange grant with its own rate
-// limiter.
-func (s *Server) newExchangeGrant() grant {
-	limits := newExchangeLimiter(s.cfg.ExchangeRateLimit)
-	return grantFunc(func(ctx context.Context, req tokenRequest) (any, error) {
-		return s.exchangeGrant(ctx, req, limits)
-	})
 }

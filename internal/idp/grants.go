@@ -7,7 +7,7 @@ func (s *Server) newGrants() map[string]grant {
 	return map[string]grant{
 		grantAuthorizationCode: grantFunc(s.codeGrant),
 		grantRefreshToken:      grantFunc(s.refreshGrant),
-		grantTokenExchange:     s.newExchangeGrant(),
+		grantTokenExchange:     grantFunc(s.exchangeGrant),
 	}
 }
 

@@ -80,9 +80,9 @@ type Config struct {
 	// turn it off for non-MCP resource servers.
 	DisableResourceRequirement bool
 
-	// ExchangeRateLimit bounds token exchanges per client and per source
+	// TokenRateLimit bounds token requests (every grant) per client and per source
 	// address; nil means the defaults (exchange_audit.go).
-	ExchangeRateLimit *ExchangeRateLimit
+	TokenRateLimit *TokenRateLimit
 
 	// LoginLimit tunes the lockout after failed logins; nil means
 	// defaults (see LoginLimit).
@@ -117,6 +117,7 @@ type Server struct {
 	log    *slog.Logger
 	auth   *oauth.Authenticator
 	grants map[string]grant
+	limits *tokenLimiter
 	sso    *ssoState
 }
 
@@ -165,6 +166,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, issuer: u, log: logger, auth: auth}
 	s.grants = s.newGrants()
+	s.limits = newTokenLimiter(cfg.TokenRateLimit)
 	if s.sso, err = newSSOState(cfg); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
 	}

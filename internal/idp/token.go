@@ -59,6 +59,12 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		oauth.WriteError(w, r, err, s.log)
 		return
 	}
+	// Every grant shares one budget per client and per address. Refusals
+	// are not audited: a flood must not become a flood of audit writes.
+	if err := s.limits.allow(client.Client.ID, s.clientIP(r)); err != nil {
+		oauth.WriteError(w, r, err, s.log)
+		return
+	}
 	resp, err := g.handle(r.Context(), tokenRequest{r: r, form: form, client: client, now: s.now()})
 	if err != nil {
 		oauth.WriteError(w, r, err, s.log)
