@@ -37,7 +37,8 @@ the database), and for each selected role its issuer's JWKS at
 <issuer host and path>/jwks.json.
 Prometheus metrics are served on listen.admin_addr only. Signing keys are
 created on first start, reloaded every 30 s, retired when due and rotated
-every keys.rotate_every.
+every keys.rotate_every. With seed_file set, that directory seed is applied
+(as by xaa seed) before listening; a broken seed stops startup.
 
 The IdP and authorization-server protocol endpoints arrive with their
 issues; this command is the shell they mount into.`,
@@ -73,9 +74,13 @@ func serve(ctx context.Context, cfg *config.Config, only []string, e *env) error
 	if err := checkSchema(ctx, db); err != nil {
 		return err
 	}
-
 	rs, err := selectRoles(cfg, only)
 	if err != nil {
+		return err
+	}
+	// Before listening: no request sees a half-seeded directory, and a
+	// broken seed stops startup instead of serving a stale organisation.
+	if err := applySeedFile(ctx, cfg, db, logger); err != nil {
 		return err
 	}
 	wk, err := wrappingKey(cfg)

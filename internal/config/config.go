@@ -29,6 +29,13 @@ type Config struct {
 	// DevMode relaxes checks that only make sense in production: it allows
 	// http:// issuers on loopback addresses. Never set it in production.
 	DevMode bool `yaml:"dev_mode"`
+	// SeedFile, if set, names a directory seed (the format of `xaa seed`,
+	// see examples/seed.yaml) that `xaa serve` applies before it listens,
+	// so a deployment's organisation can live in version control next to
+	// its config. Applying is idempotent, so every restart re-applies it
+	// safely; rows the file does not name are kept. A relative path is
+	// relative to the working directory.
+	SeedFile string `yaml:"seed_file"`
 
 	// sources records where each value came from (file position or
 	// environment variable), keyed by dotted path, so that Validate can

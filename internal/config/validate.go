@@ -23,6 +23,7 @@ func (c *Config) Validate() error {
 	c.Log.validate(v)
 	c.Listen.validate(v)
 	c.Issuers.validate(v, c.DevMode)
+	validateSeedFile(v, c.SeedFile)
 	return v.errs.err("")
 }
 
@@ -308,4 +309,19 @@ func normalizeIssuer(s string) string {
 		host = net.JoinHostPort(host, p)
 	}
 	return u.Scheme + "://" + host + strings.TrimSuffix(u.EscapedPath(), "/")
+}
+
+// validateSeedFile checks the optional seed_file path as a string only
+// (Validate opens no files; serve reports a missing or broken seed with its
+// own file:line messages). Surrounding blanks and control characters are
+// almost always a templating accident that would otherwise surface as a
+// baffling "no such file".
+func validateSeedFile(v *validator, path string) {
+	switch {
+	case path == "":
+	case strings.TrimSpace(path) != path:
+		v.add("seed_file", "has leading or trailing blanks; remove them, or leave seed_file empty to apply no seed")
+	case strings.ContainsFunc(path, func(r rune) bool { return r < 0x20 || r == 0x7f }):
+		v.add("seed_file", "contains a control character; set it to the path of a seed file such as %q", "/etc/xaa/seed.yaml")
+	}
 }

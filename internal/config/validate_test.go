@@ -41,6 +41,8 @@ func TestValidateValid(t *testing.T) {
 		{"TLS", func(c *Config) { c.Listen.TLSCertFile, c.Listen.TLSKeyFile = "/tls.crt", "/tls.key" }},
 		{"proxies", func(c *Config) { c.Listen.TrustedProxies = []string{"10.0.0.0/8", "192.0.2.7/32", "fd00::/8"} }},
 		{"no issuers yet", func(c *Config) { c.Issuers = Issuers{} }},
+		{"seed file", func(c *Config) { c.SeedFile = "/etc/xaa/seed.yaml" }},
+		{"relative seed file with a space", func(c *Config) { c.SeedFile = "org seed.yaml" }},
 		{"issuers with paths", func(c *Config) {
 			c.Issuers = Issuers{IdP: "https://login.example.com/t/acme", AuthServer: "https://login.example.com/t/acme/as"}
 		}},
@@ -250,6 +252,21 @@ func TestValidateErrors(t *testing.T) {
 				`listen.trusted_proxies[0]: "0.0.0.0/0" trusts forwarding headers from every address, so any client could forge its address and scheme; list only your proxies' ranges`,
 				`listen.trusted_proxies[1]: "::/0" trusts forwarding headers from every address, so any client could forge its address and scheme; list only your proxies' ranges`,
 			},
+		},
+		{
+			name:   "seed file with a trailing newline",
+			mutate: func(c *Config) { c.SeedFile = "/etc/xaa/seed.yaml\n" },
+			want:   []string{`seed_file: has leading or trailing blanks; remove them, or leave seed_file empty to apply no seed`},
+		},
+		{
+			name:   "seed file of blanks",
+			mutate: func(c *Config) { c.SeedFile = " " },
+			want:   []string{`seed_file: has leading or trailing blanks; remove them, or leave seed_file empty to apply no seed`},
+		},
+		{
+			name:   "seed file with a control character",
+			mutate: func(c *Config) { c.SeedFile = "/etc/xaa/seed\x00.yaml" },
+			want:   []string{`seed_file: contains a control character; set it to the path of a seed file such as "/etc/xaa/seed.yaml"`},
 		},
 		{
 			name:   "issuer over http",
