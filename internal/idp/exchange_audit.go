@@ -6,16 +6,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"math"
-	"net"
 	"net/http"
-	"net/netip"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
-
-	"golang.org/x/time/rate"
 
 	"github.com/openxaa/xaa/idjag"
 	"github.com/openxaa/xaa/internal/httpserver"
@@ -185,124 +179,11 @@ func clip(s string) string {
 	return s
 }
 
-// --- rate limits ---
-
-// TokenRateLimit bounds token requests (every grant) per authenticated client and
-// per source address (IPv6 by /64), per instance. A zero field takes the
-// default; rate.Inf turns that limit off.
-type TokenRateLimit struct {
-	PerClient  rate.Limit // sustained token requests per second
-	PerAddress rate.Limit
-	Burst      int // bucket size of both; default 2 s worth of PerClient
-}
-
-// Default token-endpoint limits: generous for an AI app's backend acting for
-// many users, tight enough that one stolen client secret cannot mint
-// without bound.
-const (
-	DefaultTokenPerClient  rate.Limit = 100
-	DefaultTokenPerAddress rate.Limit = 100
-	maxLimiterKeys                    = 10000
-)
-
-// tokenLimiter is a token bucket per key, kept in memory. Buckets that
-// have refilled are evicted when the map grows large, so an attacker
-// rotating addresses costs memory only up to maxLimiterKeys.
-type tokenLimiter struct {
-	cfg  TokenRateLimit
-	mu   sync.Mutex
-	keys map[string]*rate.Limiter
-}
-
-func newTokenLimiter(cfg *TokenRateLimit) *tokenLimiter {
-	var c TokenRateLimit
-	if cfg != nil {
-		c = *cfg
-	}
-	if c.PerClient == 0 {
-		c.PerClient = DefaultTokenPerClient
-	}
-	if c.PerAddress == 0 {
-		c.PerAddress = DefaultTokenPerAddress
-	}
-	if c.Burst <= 0 {
-		b := float64(c.PerClient) * 2
-		if c.PerClient == rate.Inf || b > math.MaxInt32 {
-			b = math.MaxInt32
-		}
-		c.Burst = max(1, int(b))
-	}
-	return &tokenLimiter{cfg: c, keys: map[string]*rate.Limiter{}}
-}
-
-// allow takes one token from the client's and the address's buckets, or
-// answers 429 with the wait until the client may retry.
-func (l *tokenLimiter) allow(client, addr string) error {
-	now := time.Now()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var wait time.Duration
-	for _, k := range [...]struct {
-		key string
-		r   rate.Limit
-	}{{"c " + client, l.cfg.PerClient}, {"a " + addr, l.cfg.PerAddress}} {
-		if k.r == rate.Inf {
-			continue
-		}
-		lim := l.limiter(k.key, k.r, now)
-		res := lim.ReserveN(now, 1)
-		if d := res.DelayFrom(now); !res.OK() || d > 0 {
-			res.CancelAt(now)
-			wait = max(wait, d, time.Second)
-		}
-	}
-	if wait > 0 {
-		return &oauth.Error{
-			Code:        oauth.CodeTemporarilyUnavailable,
-			Description: "too many token exchanges; retry later",
-			Status:      http.StatusTooManyRequests,
-			Header:      http.Header{"Retry-After": {strconv.FormatInt(int64(math.Ceil(wait.Seconds())), 10)}},
-		}
-	}
-	return nil
-}
-
-func (l *tokenLimiter) limiter(key string, r rate.Limit, now time.Time) *rate.Limiter {
-	if lim, ok := l.keys[key]; ok {
-		return lim
-	}
-	if len(l.keys) >= maxLimiterKeys {
-		for k, lim := range l.keys {
-			if lim.TokensAt(now) >= float64(l.cfg.Burst) {
-				delete(l.keys, k)
-			}
-		}
-	}
-	lim := rate.NewLimiter(r, l.cfg.Burst)
-	if len(l.keys) < maxLimiterKeys {
-		l.keys[key] = lim
-	}
-	return lim
-}
-
 // clientIP is the caller's address for rate limits: Config.ClientIP, or
 // the TCP peer with IPv6 reduced to its /64.
 func (s *Server) clientIP(r *http.Request) string {
 	if s.cfg.ClientIP != nil {
 		return s.cfg.ClientIP(r)
 	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	addr, err := netip.ParseAddr(host)
-	if err != nil {
-		return host
-	}
-	addr = addr.Unmap()
-	if addr.Is6() {
-		p, _ := addr.Prefix(64)
-		return p.String()
-	}
-	return addr.String()
+	return oauth.RemoteAddress(r)
 }

@@ -62,7 +62,7 @@ type harness struct {
 }
 
 type harnessOptions struct {
-	limits *TokenRateLimit
+	limits *oauth.TokenLimit
 }
 
 func newHarness(t testing.TB, o *harnessOptions) *harness {
@@ -83,7 +83,7 @@ func newHarness(t testing.TB, o *harnessOptions) *harness {
 	if err != nil {
 		t.Fatalf("keyring: %v", err)
 	}
-	limits := &TokenRateLimit{PerClient: rate.Inf, PerAddress: rate.Inf}
+	limits := &oauth.TokenLimit{PerClient: rate.Inf, PerAddress: rate.Inf}
 	if o != nil && o.limits != nil {
 		limits = o.limits
 	}

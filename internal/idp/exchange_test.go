@@ -698,10 +698,10 @@ func TestTokenRateLimit(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name   string
-		limits TokenRateLimit
+		limits oauth.TokenLimit
 	}{
-		{"per_client", TokenRateLimit{PerClient: 0.001, PerAddress: rate.Inf, Burst: 1}},
-		{"per_address", TokenRateLimit{PerClient: rate.Inf, PerAddress: 0.001, Burst: 1}},
+		{"per_client", oauth.TokenLimit{PerClient: 0.001, PerAddress: rate.Inf, Burst: 1}},
+		{"per_address", oauth.TokenLimit{PerClient: rate.Inf, PerAddress: 0.001, Burst: 1}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

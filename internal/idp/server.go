@@ -82,7 +82,7 @@ type Config struct {
 
 	// TokenRateLimit bounds token requests (every grant) per client and per source
 	// address; nil means the defaults (exchange_audit.go).
-	TokenRateLimit *TokenRateLimit
+	TokenRateLimit *oauth.TokenLimit
 
 	// LoginLimit tunes the lockout after failed logins; nil means
 	// defaults (see LoginLimit).
@@ -117,7 +117,7 @@ type Server struct {
 	log    *slog.Logger
 	auth   *oauth.Authenticator
 	grants map[string]grant
-	limits *tokenLimiter
+	limits *oauth.TokenLimiter
 	sso    *ssoState
 }
 
@@ -166,7 +166,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, issuer: u, log: logger, auth: auth}
 	s.grants = s.newGrants()
-	s.limits = newTokenLimiter(cfg.TokenRateLimit)
+	s.limits = oauth.NewTokenLimiter(cfg.TokenRateLimit)
 	if s.sso, err = newSSOState(cfg); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
 	}

@@ -61,7 +61,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	}
 	// Every grant shares one budget per client and per address. Refusals
 	// are not audited: a flood must not become a flood of audit writes.
-	if err := s.limits.allow(client.Client.ID, s.clientIP(r)); err != nil {
+	if err := s.limits.Allow(client.Client.ID, s.clientIP(r)); err != nil {
 		oauth.WriteError(w, r, err, s.log)
 		return
 	}

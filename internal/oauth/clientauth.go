@@ -184,7 +184,7 @@ func NewAuthenticator(opts AuthenticatorOptions) (*Authenticator, error) {
 		a.keySetFor = registeredKeySet
 	}
 	if a.clientIP == nil {
-		a.clientIP = remoteIP
+		a.clientIP = RemoteAddress
 	}
 	if a.now == nil {
 		a.now = time.Now
@@ -218,10 +218,10 @@ func registeredKeySet(c store.Client) (jose.KeySet, error) {
 	return jose.NewStaticKeySet(set)
 }
 
-// remoteIP is the default ClientIP. IPv6 addresses are reduced to their /64,
+// RemoteAddress is the default ClientIP: the TCP peer. IPv6 addresses are reduced to their /64,
 // the block one subscriber usually gets: keying on the full address would
 // let anyone with a /64 rotate through 2^64 budgets.
-func remoteIP(r *http.Request) string {
+func RemoteAddress(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		host = r.RemoteAddr

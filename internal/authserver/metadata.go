@@ -1,0 +1,51 @@
+package authserver
+
+import (
+	"net/http"
+
+	"github.com/openxaa/xaa/idjag"
+	"github.com/openxaa/xaa/internal/httpserver"
+	"github.com/openxaa/xaa/internal/jose"
+	"github.com/openxaa/xaa/internal/oauth"
+)
+
+// metadata is the RFC 8414 document. response_types_supported and
+// authorization_endpoint are absent on purpose: this server has no
+// /authorize, and advertising "code" would promise a flow it does not run.
+// Trusted issuers never appear: listing the id-jag profile promises the
+// processing rules only (spec digest §1.10).
+type metadata struct {
+	Issuer               string   `json:"issuer"`
+	TokenEndpoint        string   `json:"token_endpoint"`
+	JWKSURI              string   `json:"jwks_uri"`
+	GrantTypes           []string `json:"grant_types_supported"`
+	GrantProfiles        []string `json:"authorization_grant_profiles_supported"`
+	TokenAuthMethods     []string `json:"token_endpoint_auth_methods_supported"`
+	TokenAuthSigningAlgs []string `json:"token_endpoint_auth_signing_alg_values_supported"`
+	CodeChallengeMethods []string `json:"code_challenge_methods_supported"`
+}
+
+// MetadataHandler serves the discovery document, at both
+// /.well-known/oauth-authorization-server and the OpenID alias. Everything
+// in it comes from configuration, never from the request.
+func (s *Server) MetadataHandler() http.Handler {
+	iss := s.cfg.Issuer
+	m := metadata{
+		Issuer:               iss,
+		TokenEndpoint:        endpoint(iss, "/token"),
+		JWKSURI:              endpoint(iss, "/jwks.json"),
+		GrantTypes:           []string{idjag.GrantTypeJWTBearer},
+		GrantProfiles:        []string{idjag.GrantProfile},
+		TokenAuthMethods:     []string{oauth.AuthMethodSecretBasic, oauth.AuthMethodSecretPost, oauth.AuthMethodPrivateKeyJWT},
+		TokenAuthSigningAlgs: jose.ClientAssertionProfile().Algorithms,
+		// Strict clients (the go-sdk) refuse metadata without it.
+		CodeChallengeMethods: []string{"S256"},
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age=300")
+		w.Header().Set("Access-Control-Allow-Origin", "*")
+		if err := httpserver.WriteJSON(w, http.StatusOK, m); err != nil {
+			s.log.ErrorContext(r.Context(), "write metadata", "err", err)
+		}
+	})
+}
