@@ -67,6 +67,13 @@ issuers:
   idp: "http://127.0.0.1/idp"
   authserver: "http://127.0.0.1/as"
 dev_mode: true
+authserver:
+  trusted_issuers:
+    - issuer: "http://127.0.0.1/idp"
+      jwks_uri: "http://127.0.0.1/idp/jwks.json"
+  resources:
+    - uri: "http://127.0.0.1/mcp"
+      scopes: [files:read]
 `, filepath.Join(dir, "xaa.db"), keyFile, listen)
 	path := filepath.Join(dir, "config.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {

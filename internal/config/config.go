@@ -36,6 +36,9 @@ type Config struct {
 	// safely; rows the file does not name are kept. A relative path is
 	// relative to the working directory.
 	SeedFile string `yaml:"seed_file"`
+	// AuthServer configures the resource authorization server role: whom
+	// it trusts, what it governs and which clients may ask.
+	AuthServer AuthServer `yaml:"authserver"`
 
 	// sources records where each value came from (file position or
 	// environment variable), keyed by dotted path, so that Validate can
@@ -114,6 +117,71 @@ type Issuers struct {
 	// differ from IdP: they are separate trust domains even when one process
 	// runs both.
 	AuthServer string `yaml:"authserver"`
+}
+
+// AuthServer is the resource authorization server's policy. Its issuer is
+// issuers.authserver; an empty section leaves the role unable to start.
+type AuthServer struct {
+	// TrustedIssuers are the identity providers whose ID-JAGs it redeems.
+	// None may be issuers.authserver (the cross-domain rule).
+	TrustedIssuers []TrustedIssuer `yaml:"trusted_issuers"`
+	// Resources are the protected resources (MCP servers) it governs.
+	Resources []Resource `yaml:"resources"`
+	// Clients are the OAuth clients registered at it. serve registers them
+	// in the store at startup, so the config file is their one source.
+	Clients []ASClient `yaml:"clients"`
+}
+
+// TrustedIssuer is one identity provider the authorization server trusts.
+type TrustedIssuer struct {
+	// Issuer is the IdP's issuer, compared exactly with an ID-JAG's iss.
+	Issuer string `yaml:"issuer"`
+	// JWKSURI is where the IdP publishes its keys; fetched and cached
+	// (https only, http on loopback in dev_mode).
+	JWKSURI string `yaml:"jwks_uri"`
+	// Algorithms narrows the accepted signing algorithms; empty means the
+	// ID-JAG profile's (ES256, EdDSA, RS256, PS256).
+	Algorithms []string `yaml:"algorithms"`
+	// MaxAssertionLifetime caps exp - iat of the IdP's ID-JAGs; 0 means
+	// 5m, at most 10m.
+	MaxAssertionLifetime Duration `yaml:"max_assertion_lifetime"`
+	// Disabled refuses every ID-JAG of this issuer while keeping its entry.
+	Disabled bool `yaml:"disabled"`
+	// AllowReuse lets the same client redeem the same ID-JAG again before
+	// it expires (a compatibility switch; off means single use).
+	AllowReuse bool `yaml:"allow_reuse"`
+}
+
+// Resource is a protected resource the authorization server governs.
+type Resource struct {
+	// URI is the canonical resource indicator, the access token's aud.
+	URI string `yaml:"uri"`
+	// Scopes the resource understands; tokens carry no others.
+	Scopes []string `yaml:"scopes"`
+	// AccessTokenLifetime is the lifetime of its access tokens, whole
+	// seconds; 0 means 5m, at most 1h.
+	AccessTokenLifetime Duration `yaml:"access_token_lifetime"`
+}
+
+// ASClient is a client registered at the authorization server. Its secret
+// is never written here, only its SHA-256.
+type ASClient struct {
+	// ClientID is the client_id, which must match the ID-JAG's client_id.
+	ClientID string `yaml:"client_id"`
+	// AuthMethod is client_secret_basic, client_secret_post or
+	// private_key_jwt.
+	AuthMethod string `yaml:"auth_method"`
+	// ClientSecretSHA256 is the hex SHA-256 of the client secret, for the
+	// client_secret_* methods.
+	ClientSecretSHA256 string `yaml:"client_secret_sha256"`
+	// JWKSFile names a file holding the client's public JWK Set, for
+	// private_key_jwt.
+	JWKSFile string `yaml:"jwks_file"`
+	// Resources the client may obtain tokens for, each one of resources.
+	Resources []string `yaml:"resources"`
+	// Scopes narrows what the client may obtain; empty means no narrowing
+	// beyond each resource's scopes.
+	Scopes []string `yaml:"scopes"`
 }
 
 // DefaultDataDir is where Default puts the SQLite database.

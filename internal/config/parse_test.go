@@ -68,7 +68,7 @@ func TestParseErrors(t *testing.T) {
 		{
 			name: "unknown top-level key without suggestion",
 			yaml: "gateway: {}\n",
-			want: []string{`config.yaml:1:1: gateway: unknown key; valid keys at the top level are: database, keys, log, listen, issuers, dev_mode, seed_file`},
+			want: []string{`config.yaml:1:1: gateway: unknown key; valid keys at the top level are: database, keys, log, listen, issuers, dev_mode, seed_file, authserver`},
 			kind: ErrUnknownKey,
 		},
 		{

@@ -20,6 +20,7 @@ func (c *Config) Redacted() *Config {
 	r := *c
 	r.Listen.TrustedProxies = slices.Clone(c.Listen.TrustedProxies)
 	r.sources = maps.Clone(c.sources)
+	r.AuthServer = c.AuthServer.clone()
 	if r.Keys.WrappingKey != "" {
 		r.Keys.WrappingKey = redactedText
 	}
@@ -147,4 +148,24 @@ func urlHasPassword(s string) bool {
 		}
 	}
 	return false
+}
+
+// clone deep-copies a, so a Redacted copy shares no slices with c.
+func (a AuthServer) clone() AuthServer {
+	out := AuthServer{
+		TrustedIssuers: slices.Clone(a.TrustedIssuers),
+		Resources:      slices.Clone(a.Resources),
+		Clients:        slices.Clone(a.Clients),
+	}
+	for i := range out.TrustedIssuers {
+		out.TrustedIssuers[i].Algorithms = slices.Clone(out.TrustedIssuers[i].Algorithms)
+	}
+	for i := range out.Resources {
+		out.Resources[i].Scopes = slices.Clone(out.Resources[i].Scopes)
+	}
+	for i := range out.Clients {
+		out.Clients[i].Resources = slices.Clone(out.Clients[i].Resources)
+		out.Clients[i].Scopes = slices.Clone(out.Clients[i].Scopes)
+	}
+	return out
 }

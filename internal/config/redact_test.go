@@ -26,6 +26,10 @@ func configWithSecrets() *Config {
 	c.Keys.WrappingKey = keyMarker
 	c.Database.URL = SecretURL("postgres://xaa:" + passwordMarker + "@db.example.com/xaa?sslpassword=" + passwordMarker + "&sslmode=verify-full")
 	c.Listen.TrustedProxies = []string{"10.0.0.0/8"}
+	// Lists set, not nil: a nil list renders as [] and parses back empty.
+	c.AuthServer = validAuthServerConfig().AuthServer
+	c.AuthServer.TrustedIssuers[0].Algorithms = []string{"ES256"}
+	c.AuthServer.Clients[0].Scopes = []string{"files:read"}
 	return c
 }
 
@@ -97,6 +101,10 @@ func TestRedacted(t *testing.T) {
 	}
 	// A deep copy: changing it leaves c alone.
 	r.Listen.TrustedProxies[0] = "192.0.2.0/24"
+	r.AuthServer.TrustedIssuers[0].Algorithms[0] = "PS256"
+	r.AuthServer.Resources[0].Scopes[0] = "x"
+	r.AuthServer.Clients[0].Resources[0] = "x"
+	r.AuthServer.Clients[0].Scopes[0] = "x"
 	r.Log.Level = "debug"
 	if diff := cmp.Diff(before, *c, ignoreSources); diff != "" {
 		t.Errorf("Redacted changed its receiver (-before +after):\n%s", diff)

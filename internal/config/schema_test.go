@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	yaml "go.yaml.in/yaml/v3"
@@ -120,6 +121,26 @@ func TestExampleFileLoadsAndValidates(t *testing.T) {
 	want.Keys.WrappingKeyFile = "/etc/xaa/wrapping.key"
 	want.Issuers = Issuers{IdP: "https://idp.example.com", AuthServer: "https://as.example.com"}
 	want.Listen.TrustedProxies = []string{}
+	want.AuthServer = AuthServer{
+		TrustedIssuers: []TrustedIssuer{{
+			Issuer:               "https://idp.example.com",
+			JWKSURI:              "https://idp.example.com/jwks.json",
+			Algorithms:           []string{"ES256"},
+			MaxAssertionLifetime: Duration(5 * time.Minute),
+		}},
+		Resources: []Resource{{
+			URI:                 "https://mcp.example.com/files",
+			Scopes:              []string{"files:read", "files:write"},
+			AccessTokenLifetime: Duration(5 * time.Minute),
+		}},
+		Clients: []ASClient{{
+			ClientID:           "assistant-at-files",
+			AuthMethod:         "client_secret_basic",
+			ClientSecretSHA256: "2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae",
+			Resources:          []string{"https://mcp.example.com/files"},
+			Scopes:             []string{"files:read"},
+		}},
+	}
 	if diff := cmp.Diff(want, cfg, ignoreSources); diff != "" {
 		t.Errorf("examples/config.yaml differs from the defaults (-default +example):\n%s", diff)
 	}
