@@ -338,8 +338,14 @@ func TestJWTBearer(t *testing.T) {
 				"grant_types_supported":                  []any{idjag.GrantTypeJWTBearer},
 				"authorization_grant_profiles_supported": []any{idjag.GrantProfile},
 				"token_endpoint_auth_methods_supported":  []any{"client_secret_basic", "client_secret_post", "private_key_jwt"},
-				"token_endpoint_auth_signing_alg_values_supported": []any{"ES256", "EdDSA", "RS256", "PS256"},
-				"code_challenge_methods_supported":                 []any{"S256"},
+				"token_endpoint_auth_signing_alg_values_supported":         []any{"ES256", "EdDSA", "RS256", "PS256"},
+				"code_challenge_methods_supported":                         []any{"S256"},
+				"introspection_endpoint":                                   asIssuer + "/introspect",
+				"introspection_endpoint_auth_methods_supported":            []any{"client_secret_basic", "client_secret_post", "private_key_jwt"},
+				"introspection_endpoint_auth_signing_alg_values_supported": []any{"ES256", "EdDSA", "RS256", "PS256"},
+				"revocation_endpoint":                                      asIssuer + "/revoke",
+				"revocation_endpoint_auth_methods_supported":               []any{"client_secret_basic", "client_secret_post", "private_key_jwt"},
+				"revocation_endpoint_auth_signing_alg_values_supported":    []any{"ES256", "EdDSA", "RS256", "PS256"},
 			}
 			if d := cmp.Diff(want, r.body); d != "" {
 				t.Errorf("%s (-want +got):\n%s", path, d)

@@ -23,6 +23,14 @@ type metadata struct {
 	TokenAuthMethods     []string `json:"token_endpoint_auth_methods_supported"`
 	TokenAuthSigningAlgs []string `json:"token_endpoint_auth_signing_alg_values_supported"`
 	CodeChallengeMethods []string `json:"code_challenge_methods_supported"`
+	// Introspection and revocation authenticate callers exactly as the
+	// token endpoint does.
+	IntrospectionEndpoint        string   `json:"introspection_endpoint"`
+	IntrospectionAuthMethods     []string `json:"introspection_endpoint_auth_methods_supported"`
+	IntrospectionAuthSigningAlgs []string `json:"introspection_endpoint_auth_signing_alg_values_supported"`
+	RevocationEndpoint           string   `json:"revocation_endpoint"`
+	RevocationAuthMethods        []string `json:"revocation_endpoint_auth_methods_supported"`
+	RevocationAuthSigningAlgs    []string `json:"revocation_endpoint_auth_signing_alg_values_supported"`
 }
 
 // MetadataHandler serves the discovery document, at both
@@ -30,16 +38,25 @@ type metadata struct {
 // in it comes from configuration, never from the request.
 func (s *Server) MetadataHandler() http.Handler {
 	iss := s.cfg.Issuer
+	authMethods := []string{oauth.AuthMethodSecretBasic, oauth.AuthMethodSecretPost, oauth.AuthMethodPrivateKeyJWT}
+	algs := jose.ClientAssertionProfile().Algorithms
 	m := metadata{
 		Issuer:               iss,
 		TokenEndpoint:        endpoint(iss, "/token"),
 		JWKSURI:              endpoint(iss, "/jwks.json"),
 		GrantTypes:           []string{idjag.GrantTypeJWTBearer},
 		GrantProfiles:        []string{idjag.GrantProfile},
-		TokenAuthMethods:     []string{oauth.AuthMethodSecretBasic, oauth.AuthMethodSecretPost, oauth.AuthMethodPrivateKeyJWT},
-		TokenAuthSigningAlgs: jose.ClientAssertionProfile().Algorithms,
+		TokenAuthMethods:     authMethods,
+		TokenAuthSigningAlgs: algs,
 		// Strict clients (the go-sdk) refuse metadata without it.
 		CodeChallengeMethods: []string{"S256"},
+
+		IntrospectionEndpoint:        endpoint(iss, "/introspect"),
+		IntrospectionAuthMethods:     authMethods,
+		IntrospectionAuthSigningAlgs: algs,
+		RevocationEndpoint:           endpoint(iss, "/revoke"),
+		RevocationAuthMethods:        authMethods,
+		RevocationAuthSigningAlgs:    algs,
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "public, max-age=300")

@@ -16,5 +16,9 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /.well-known/openid-configuration", s.MetadataHandler())
 	mux.Handle("GET /jwks.json", jose.JWKSHandler(s.cfg.Keys.PublicKeys, 5*time.Minute))
 	mux.HandleFunc("POST /token", s.handleToken)
+	mux.HandleFunc("POST /introspect", s.handleIntrospect)
+	mux.HandleFunc("POST /revoke", s.handleRevoke)
+	mux.HandleFunc("GET /revocations", s.handleRevocations)
+	mux.HandleFunc("POST /revocations", s.handleRevocations)
 	return mux
 }

@@ -34,6 +34,7 @@ import (
 type Store interface {
 	store.Transactor
 	store.Replay
+	store.Tokens
 	store.Audit
 	store.Clients
 }

@@ -87,6 +87,22 @@ type Tokens interface {
 	// RevokeToken marks the token revoked at the given time (idempotent: an
 	// already revoked token keeps its first RevokedAt); ErrNotFound if absent.
 	RevokeToken(ctx context.Context, issuer, jti string, at time.Time) error
+	// ListRevokedTokens returns the issuer's revoked access tokens whose
+	// revocation cursor is greater than afterCursor, in cursor order, at
+	// most limit (<= 0 means 100; capped at 1000), and the cursor to
+	// resume from (afterCursor when nothing was returned). Cursors grow
+	// in commit order: a reader that saw cursor c never later sees a new
+	// revocation with a cursor <= c. A token recorded already revoked
+	// (RecordToken with RevokedAt) has no cursor and is not listed.
+	ListRevokedTokens(ctx context.Context, issuer string, afterCursor int64, limit int) ([]RevokedToken, int64, error)
+}
+
+// RevokedToken is one entry of the revocation list gateways poll.
+type RevokedToken struct {
+	JTI       string
+	Resource  string
+	RevokedAt time.Time
+	Cursor    int64
 }
 
 // AuditEvent is one append-only audit record. Token values never appear in

@@ -37,6 +37,11 @@ type dialect struct {
 	selectAuditHeadForUpdate string
 	selectKeyForUpdate       string
 
+	// revokeToken revokes one token and gives it the next revocation
+	// cursor, keeping both from its first revocation. The cursor must
+	// become visible in increasing order; see the 0004 migrations.
+	revokeToken string
+
 	// snapshot is how VerifyAuditChain reads the events and the chain head
 	// consistently.
 	snapshot *sql.TxOptions
@@ -51,6 +56,7 @@ func newSQLiteDialect() *dialect {
 		migrationsDir:            "migrations/sqlite",
 		selectAuditHeadForUpdate: selectAuditHeadSQL,
 		selectKeyForUpdate:       selectKeySQL,
+		revokeToken:              revokeTokenSQLite,
 		snapshot:                 &sql.TxOptions{ReadOnly: true},
 		classify:                 classifySQLite,
 	}
@@ -62,6 +68,7 @@ func newPostgresDialect() *dialect {
 		migrationsDir:            "migrations/postgres",
 		selectAuditHeadForUpdate: selectAuditHeadSQL + " FOR UPDATE",
 		selectKeyForUpdate:       selectKeySQL + " FOR UPDATE",
+		revokeToken:              revokeTokenPostgres,
 		snapshot:                 &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true},
 		classify:                 classifyPostgres,
 	}

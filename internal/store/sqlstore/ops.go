@@ -153,9 +153,36 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT DO NOTHIN
 	selectTokenSQL = `SELECT kind, client_id, subject, audience, resource, scope, parent_jti,
     issued_at, expires_at, revoked_at
 FROM tokens WHERE issuer = $1 AND jti = $2`
-	// COALESCE keeps the first revocation time; a matched row counts as
-	// affected on both databases even when the value does not change.
-	revokeTokenSQL = `UPDATE tokens SET revoked_at = COALESCE(revoked_at, $3) WHERE issuer = $1 AND jti = $2`
+	// COALESCE keeps the first revocation time and cursor; a matched row
+	// counts as affected on both databases even when nothing changes.
+	// SQLite runs one writer at a time, so MAX + 1 is assigned and
+	// committed in order.
+	revokeTokenSQLite = `UPDATE tokens SET revoked_at = COALESCE(revoked_at, $3),
+    revocation_seq = COALESCE(revocation_seq,
+        (SELECT COALESCE(MAX(revocation_seq), 0) + 1 FROM tokens WHERE revocation_seq IS NOT NULL))
+WHERE issuer = $1 AND jti = $2`
+	// On PostgreSQL the cursor comes from revocation_counter, whose row
+	// lock the transaction holds until it commits: a second revoker waits,
+	// so a larger cursor never commits before a smaller one (a sequence
+	// could, and a poller past it would miss the smaller). The counter
+	// moves only for a token not yet revoked; a concurrent revocation of
+	// the same token leaves a gap, which is harmless.
+	revokeTokenPostgres = `WITH c AS (
+    UPDATE revocation_counter SET n = n + 1
+    WHERE id = 1 AND EXISTS (SELECT 1 FROM tokens WHERE issuer = $1 AND jti = $2 AND revocation_seq IS NULL)
+    RETURNING n)
+UPDATE tokens SET revoked_at = COALESCE(revoked_at, $3),
+    revocation_seq = COALESCE(revocation_seq, (SELECT n FROM c))
+WHERE issuer = $1 AND jti = $2`
+	listRevokedTokensSQL = `SELECT jti, resource, revoked_at, revocation_seq FROM tokens
+WHERE revocation_seq > $2 AND issuer = $1 AND kind = 'access_token'
+ORDER BY revocation_seq LIMIT $3`
+)
+
+// Revocation list page sizes.
+const (
+	defaultRevokedLimit = 100
+	maxRevokedLimit     = 1000
 )
 
 // RecordToken uses ON CONFLICT DO NOTHING rather than catching a unique
@@ -196,7 +223,7 @@ func (o *ops) RevokeToken(ctx context.Context, issuer, jti string, at time.Time)
 		// NULL would leave the token looking unrevoked.
 		return fmt.Errorf("%w: revocation time is zero", ErrInvalidInput)
 	}
-	n, err := o.exec(ctx, "revoke token", revokeTokenSQL, issuer, jti, ms(at))
+	n, err := o.exec(ctx, "revoke token", o.d.revokeToken, issuer, jti, ms(at))
 	if err != nil {
 		return err
 	}
@@ -204,6 +231,37 @@ func (o *ops) RevokeToken(ctx context.Context, issuer, jti string, at time.Time)
 		return fmt.Errorf("sqlstore: revoke token: %w", store.ErrNotFound)
 	}
 	return nil
+}
+
+func (o *ops) ListRevokedTokens(ctx context.Context, issuer string, afterCursor int64, limit int) ([]store.RevokedToken, int64, error) {
+	if limit <= 0 {
+		limit = defaultRevokedLimit
+	}
+	limit = min(limit, maxRevokedLimit)
+	if err := checkText(issuer); err != nil {
+		return nil, afterCursor, fmt.Errorf("sqlstore: list revoked tokens: %w", err)
+	}
+	rows, err := o.r.QueryContext(ctx, listRevokedTokensSQL, issuer, afterCursor, limit)
+	if err != nil {
+		return nil, afterCursor, o.d.wrap("list revoked tokens", err)
+	}
+	defer rows.Close()
+	next := afterCursor
+	var out []store.RevokedToken
+	for rows.Next() {
+		var t store.RevokedToken
+		var at int64
+		if err := rows.Scan(&t.JTI, &t.Resource, &at, &t.Cursor); err != nil {
+			return nil, afterCursor, o.d.wrap("list revoked tokens", err)
+		}
+		t.RevokedAt = fromMS(at)
+		next = t.Cursor
+		out = append(out, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, afterCursor, o.d.wrap("list revoked tokens", err)
+	}
+	return out, next, nil
 }
 
 // --- Signing keys ---

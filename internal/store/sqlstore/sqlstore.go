@@ -181,6 +181,11 @@ func (db *DB) RevokeToken(ctx context.Context, issuer, jti string, at time.Time)
 	return db.auto().RevokeToken(ctx, issuer, jti, at)
 }
 
+// ListRevokedTokens implements store.Tokens.
+func (db *DB) ListRevokedTokens(ctx context.Context, issuer string, afterCursor int64, limit int) ([]store.RevokedToken, int64, error) {
+	return db.auto().ListRevokedTokens(ctx, issuer, afterCursor, limit)
+}
+
 // AppendAudit implements store.Audit. e is updated only if the event
 // committed.
 func (db *DB) AppendAudit(ctx context.Context, e *store.AuditEvent) error {

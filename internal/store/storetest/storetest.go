@@ -138,6 +138,14 @@ func (p perCallTx) RevokeToken(ctx context.Context, issuer, jti string, at time.
 	return p.s.InTx(ctx, func(tx store.Tx) error { return tx.RevokeToken(ctx, issuer, jti, at) })
 }
 
+func (p perCallTx) ListRevokedTokens(ctx context.Context, issuer string, after int64, limit int) (ts []store.RevokedToken, next int64, err error) {
+	err = p.s.InTx(ctx, func(tx store.Tx) (err error) {
+		ts, next, err = tx.ListRevokedTokens(ctx, issuer, after, limit)
+		return err
+	})
+	return ts, next, err
+}
+
 func (p perCallTx) AppendAudit(ctx context.Context, e *store.AuditEvent) error {
 	return p.s.InTx(ctx, func(tx store.Tx) error { return tx.AppendAudit(ctx, e) })
 }
