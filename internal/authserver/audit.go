@@ -2,9 +2,6 @@ package authserver
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"strings"
 	"time"
@@ -121,23 +118,4 @@ func (s *Server) auditDenial(ctx context.Context, r *record, cause error) {
 	if err := s.cfg.Store.AppendAudit(context.WithoutCancel(ctx), ev); err != nil {
 		s.log.ErrorContext(ctx, "audit jwt-bearer denial", "err", err, "rule", r.rule, "client_id", r.client)
 	}
-}
-
-// tokenHMAC references a token in the audit trail without storing it.
-func tokenHMAC(key []byte, token string) string {
-	if token == "" {
-		return ""
-	}
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte(token))
-	return hex.EncodeToString(m.Sum(nil))
-}
-
-// clip bounds a client-supplied value stored in an audit record or error.
-func clip(s string) string {
-	const limit = 512
-	if len(s) > limit {
-		return s[:limit] + "..."
-	}
-	return s
 }

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/openxaa/xaa/internal/audit"
 	"github.com/openxaa/xaa/internal/jose"
 	"github.com/openxaa/xaa/internal/oauth"
 	"github.com/openxaa/xaa/internal/store"
@@ -71,12 +72,12 @@ func (s *Server) jwtBearer(ctx context.Context, req tokenRequest, rec *record) (
 	if assertion == "" {
 		return nil, rec.fail(ruleRequestInvalid, oauth.InvalidRequest("the assertion parameter is required"))
 	}
-	rec.data["assertion_hmac"] = tokenHMAC(s.cfg.AuditKey, assertion)
+	rec.data["assertion_hmac"] = audit.TokenHMAC(s.cfg.AuditKey, assertion)
 	requested, err := oauth.Scopes(req.form)
 	if err != nil {
 		return nil, rec.fail(ruleRequestInvalid, err)
 	}
-	rec.data["requested_scope"] = clip(oauth.ScopeString(requested))
+	rec.data["requested_scope"] = audit.Clip(oauth.ScopeString(requested))
 	var wantResource string
 	if raw := req.form.Get("resource"); raw != "" {
 		c, err := store.CanonicalResource(raw)
@@ -96,8 +97,8 @@ func (s *Server) jwtBearer(ctx context.Context, req tokenRequest, rec *record) (
 		return nil, rec.fail(ruleAssertionInvalid, err)
 	}
 	rec.data["idjag_iss"] = tok.Issuer
-	rec.data["idjag_jti"] = clip(tok.ID)
-	rec.data["idjag_sub"] = clip(tok.Subject)
+	rec.data["idjag_jti"] = audit.Clip(tok.ID)
+	rec.data["idjag_sub"] = audit.Clip(tok.Subject)
 	var c assertionClaims
 	if err := tok.Decode(&c); err != nil {
 		return nil, rec.fail(ruleAssertionInvalid, oauth.InvalidGrant("the assertion has a malformed client_id, scope, resource, auth_time, acr or amr claim").WithCause(err))
@@ -108,7 +109,7 @@ func (s *Server) jwtBearer(ctx context.Context, req tokenRequest, rec *record) (
 		return nil, rec.fail(ruleClientMismatch, oauth.InvalidGrant("the assertion has no client_id"))
 	case *c.ClientID != req.client.Client.ID:
 		return nil, rec.fail(ruleClientMismatch, oauth.InvalidGrant("the assertion was not issued to this client").
-			WithCause(fmt.Errorf("client_id claim %q, authenticated client %q", clip(*c.ClientID), req.client.Client.ID)))
+			WithCause(fmt.Errorf("client_id claim %q, authenticated client %q", audit.Clip(*c.ClientID), req.client.Client.ID)))
 	}
 	authTime, err := authTimeOf(c.AuthTime)
 	if err != nil {
@@ -141,7 +142,7 @@ func (s *Server) jwtBearer(ctx context.Context, req tokenRequest, rec *record) (
 			return nil, rec.fail(ruleAssertionInvalid, oauth.InvalidGrant("the assertion's scope claim is malformed").WithCause(err))
 		}
 	}
-	rec.data["idjag_scope"] = clip(oauth.ScopeString(grantScopes))
+	rec.data["idjag_scope"] = audit.Clip(oauth.ScopeString(grantScopes))
 	// granted = requested ∩ ID-JAG ∩ client policy ∩ resource (spec digest
 	// §6 item 4): scope only ever narrows. No request scope asks for all
 	// of the ID-JAG's.
@@ -185,9 +186,9 @@ func (s *Server) jwtBearer(ctx context.Context, req tokenRequest, rec *record) (
 	rec.data["granted_scope"] = claims.Scope
 	rec.data["jti"] = jti
 	rec.data["exp"] = strconv.FormatInt(claims.Expiry, 10)
-	rec.data["token_hmac"] = tokenHMAC(s.cfg.AuditKey, token)
+	rec.data["token_hmac"] = audit.TokenHMAC(s.cfg.AuditKey, token)
 	if claims.ACR != "" {
-		rec.data["acr"] = clip(claims.ACR)
+		rec.data["acr"] = audit.Clip(claims.ACR)
 	}
 
 	replayUntil := tok.Expiry.Add(jose.DefaultLeeway)
@@ -315,7 +316,7 @@ func (s *Server) pickResource(raw json.RawMessage, want string, policy *clientPo
 		}
 		r := s.resources[c]
 		if r == nil {
-			return nil, notGoverned(fmt.Errorf("resource %q is not configured", clip(c)))
+			return nil, notGoverned(fmt.Errorf("resource %q is not configured", audit.Clip(c)))
 		}
 		named = append(named, r)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/openxaa/xaa/internal/audit"
 	"github.com/openxaa/xaa/internal/jose"
 	"github.com/openxaa/xaa/internal/store"
 	"github.com/openxaa/xaa/internal/store/sqlstore"
@@ -208,7 +209,7 @@ func TestRevoke(t *testing.T) {
 		}
 		evs := h.audit(AuditAccessTokenRevoked)
 		if len(evs) != 2 || evs[0].Data["jti"] != jti || evs[0].Outcome != "allow" || evs[0].ClientID != client1 ||
-			evs[0].Data["token_hmac"] != tokenHMAC([]byte(auditKeyTest), token) {
+			evs[0].Data["token_hmac"] != audit.TokenHMAC([]byte(auditKeyTest), token) {
 			t.Errorf("audit records %+v", evs)
 		}
 		l := h.call("/revocations", asClient1, url.Values{})

@@ -22,6 +22,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/openxaa/xaa/idjag"
+	"github.com/openxaa/xaa/internal/audit"
 	"github.com/openxaa/xaa/internal/jose"
 	"github.com/openxaa/xaa/internal/jwkscache"
 	"github.com/openxaa/xaa/internal/oauth"
@@ -54,7 +55,7 @@ func TestJWTBearer(t *testing.T) {
 			h := base.with(t)
 			tok := assertion(h)
 			wantError(t, h.post(jb(tok)), http.StatusBadRequest, "invalid_grant")
-			mac := tokenHMAC([]byte(auditKeyTest), tok)
+			mac := audit.TokenHMAC([]byte(auditKeyTest), tok)
 			var found int
 			for _, ev := range h.audit(AuditAccessTokenDenied) {
 				if ev.Data["assertion_hmac"] != mac {

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/openxaa/xaa/internal/audit"
 	"github.com/openxaa/xaa/internal/httpserver"
 	"github.com/openxaa/xaa/internal/oauth"
 	"github.com/openxaa/xaa/internal/store"
@@ -89,7 +90,7 @@ func (s *Server) revoke(ctx context.Context, clientID, raw string, now time.Time
 		Data: map[string]string{
 			"jti":        it.row.JTI,
 			"resource":   it.row.Resource,
-			"token_hmac": tokenHMAC(s.cfg.AuditKey, raw),
+			"token_hmac": audit.TokenHMAC(s.cfg.AuditKey, raw),
 		},
 	}
 	if it.row.ClientID != clientID {

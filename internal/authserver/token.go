@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/openxaa/xaa/idjag"
+	"github.com/openxaa/xaa/internal/audit"
 	"github.com/openxaa/xaa/internal/httpserver"
 	"github.com/openxaa/xaa/internal/oauth"
 )
@@ -61,7 +62,7 @@ func (s *Server) token(req tokenRequest, rec *record) (*tokenResponse, error) {
 	case "":
 		return nil, rec.fail(ruleGrantType, oauth.InvalidRequest("the grant_type parameter is required"))
 	default:
-		rec.data["grant_type"] = clip(gt)
+		rec.data["grant_type"] = audit.Clip(gt)
 		return nil, rec.fail(ruleGrantType, oauth.UnsupportedGrantType("this token endpoint supports only "+idjag.GrantTypeJWTBearer))
 	}
 	// A client registered in this realm but given no policy has

@@ -11,6 +11,7 @@ import (
 
 	gojose "github.com/go-jose/go-jose/v4"
 
+	"github.com/openxaa/xaa/internal/audit"
 	"github.com/openxaa/xaa/internal/jose"
 )
 
@@ -99,7 +100,7 @@ func (ts *trustSet) lookup(iss string) *trustedIssuer {
 func (ts *trustSet) KeySet(_ context.Context, iss string) (jose.KeySet, error) {
 	ti := ts.lookup(iss)
 	if ti == nil {
-		return nil, fmt.Errorf("%w: %q is not an enabled trusted issuer", jose.ErrUnknownIssuer, clip(iss))
+		return nil, fmt.Errorf("%w: %q is not an enabled trusted issuer", jose.ErrUnknownIssuer, audit.Clip(iss))
 	}
 	return algFilter{keys: ti.keys, algs: ti.algs}, nil
 }
@@ -122,7 +123,7 @@ func (f algFilter) Key(ctx context.Context, kid string) (*gojose.JSONWebKey, err
 		if k != nil {
 			alg = k.Algorithm
 		}
-		return nil, fmt.Errorf("%w: alg %q of key %q is not allowed for this issuer", jose.ErrAlgorithm, alg, clip(kid))
+		return nil, fmt.Errorf("%w: alg %q of key %q is not allowed for this issuer", jose.ErrAlgorithm, alg, audit.Clip(kid))
 	}
 	return k, nil
 }

@@ -2,9 +2,6 @@ package idp
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"net/http"
 	"strconv"
@@ -12,6 +9,7 @@ import (
 	"time"
 
 	"github.com/openxaa/xaa/idjag"
+	"github.com/openxaa/xaa/internal/audit"
 	"github.com/openxaa/xaa/internal/httpserver"
 	"github.com/openxaa/xaa/internal/oauth"
 	"github.com/openxaa/xaa/internal/policy"
@@ -52,11 +50,11 @@ func newExchangeRecord(req tokenRequest) *exchangeRecord {
 // params records the request, never the subject token itself: only its
 // HMAC, so an operator can match a leaked token to its use.
 func (r *exchangeRecord) params(p exchangeParams, key []byte) {
-	r.data["audience"] = clip(p.audience)
+	r.data["audience"] = audit.Clip(p.audience)
 	r.data["resource"] = p.resource
-	r.data["requested_scope"] = clip(oauth.ScopeString(p.scopes))
+	r.data["requested_scope"] = audit.Clip(oauth.ScopeString(p.scopes))
 	r.data["subject_token_type"] = p.subjectTokenType
-	r.data["subject_token_hmac"] = tokenHMAC(key, p.subjectToken)
+	r.data["subject_token_hmac"] = audit.TokenHMAC(key, p.subjectToken)
 }
 
 // fail records a denial decided outside policy and returns err.
@@ -101,7 +99,7 @@ func (r *exchangeRecord) issued(c idjag.Claims, clientIDAtAS, token string, key 
 	ev.Data["jti"] = c.JWTID
 	ev.Data["exp"] = strconv.FormatInt(c.Expiry, 10)
 	ev.Data["client_id_at_as"] = clientIDAtAS
-	ev.Data["token_hmac"] = tokenHMAC(key, token)
+	ev.Data["token_hmac"] = audit.TokenHMAC(key, token)
 	if c.ACR != "" {
 		ev.Data["acr"] = c.ACR
 	}
@@ -158,25 +156,6 @@ func (s *Server) auditDenial(ctx context.Context, r *exchangeRecord, cause error
 	if err := s.cfg.Store.AppendAudit(context.WithoutCancel(ctx), ev); err != nil {
 		s.log.ErrorContext(ctx, "audit token-exchange denial", "err", err, "rule", r.rule, "client_id", r.client)
 	}
-}
-
-// tokenHMAC references a token in the audit trail without storing it.
-func tokenHMAC(key []byte, token string) string {
-	if token == "" {
-		return ""
-	}
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte(token))
-	return hex.EncodeToString(m.Sum(nil))
-}
-
-// clip bounds a client-supplied value stored in the audit record.
-func clip(s string) string {
-	const limit = 512
-	if len(s) > limit {
-		return s[:limit] + "..."
-	}
-	return s
 }
 
 // clientIP is the caller's address for rate limits: Config.ClientIP, or

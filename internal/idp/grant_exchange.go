@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/openxaa/xaa/idjag"
+	"github.com/openxaa/xaa/internal/audit"
 	"github.com/openxaa/xaa/internal/jose"
 	"github.com/openxaa/xaa/internal/oauth"
 	"github.com/openxaa/xaa/internal/policy"
@@ -86,7 +87,7 @@ func (s *Server) exchange(ctx context.Context, req tokenRequest, rec *exchangeRe
 	}
 	rec.subject = subj.UserID
 	if p.subjectTokenType == idjag.TokenTypeIDToken {
-		rec.data["subject_jti"] = clip(subj.IDTokenJTI)
+		rec.data["subject_jti"] = audit.Clip(subj.IDTokenJTI)
 		if rule, err := s.idTokenInLedger(ctx, subj); err != nil {
 			return nil, rec.fail(rule, err)
 		}
