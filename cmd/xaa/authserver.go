@@ -87,6 +87,7 @@ func newAuthServer(ctx context.Context, cfg *config.Config, db *sqlstore.DB, key
 		Clients:        policies,
 		AuditKey:       auditKey,
 		DevMode:        cfg.DevMode,
+		RateLimit:      tokenLimit(cfg.TokenRateLimit),
 		Logger:         log,
 	})
 	if err != nil {

@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -39,20 +38,16 @@ const exactlyOnceChildEnv = "XAA_EXACTLYONCE_CHILD_CONFIG"
 const (
 	eoIDJAGs        = 1000
 	eoPresentations = 8
-	// eoClients spreads the ID-JAGs over this many clients, each calling
-	// from its own loopback source address, so that every per-client and
-	// per-address token bucket of each instance (100/s, burst 200) sees
-	// at most 4 x ceil(1000/32) = 128 requests: the run measures replay
+	eoWorkers       = 16
+	// eoClientID is the one client presenting every ID-JAG. The instances
+	// run with token_rate_limit disabled, so the run measures replay
 	// protection, never the rate limiter, however fast it goes.
-	eoClients    = 32
-	eoWorkers    = 16
+	eoClientID   = "eo-client"
 	eoIdPIssuer  = "https://idp.exactly-once.example"
 	eoASIssuer   = "http://127.0.0.1/as" // both instances, on different ports
 	eoResource   = "https://mcp.example.com/files"
 	eoClientPass = "exactly-once-secret-0123456789abcdefghij"
 )
-
-func eoClientID(k int) string { return fmt.Sprintf("eo-client-%02d", k) }
 
 // TestExactlyOnceAcrossInstances: two authorization-server processes share
 // nothing but one PostgreSQL database. 1,000 distinct ID-JAGs are each
@@ -104,7 +99,7 @@ func TestExactlyOnceAcrossInstances(t *testing.T) {
 			Issuer:   eoIdPIssuer,
 			Subject:  fmt.Sprintf("user-%d", i),
 			Audience: eoASIssuer,
-			ClientID: eoClientID(i % eoClients),
+			ClientID: eoClientID,
 			JWTID:    fmt.Sprintf("eo-%d-%s", i, rand.Text()),
 			IssuedAt: now.Unix(),
 			Expiry:   now.Add(300 * time.Second).Unix(),
@@ -116,17 +111,13 @@ func TestExactlyOnceAcrossInstances(t *testing.T) {
 		}
 	}
 
-	// One keep-alive HTTP client per registered client, calling from
-	// 127.0.0.(k+2): Linux routes all of 127/8 to loopback. Idle
-	// connections are dropped well before the server's 60 s idle timeout,
-	// so a POST never goes out on a connection the server is closing.
-	clients := make([]*http.Client, eoClients)
-	for k := range clients {
-		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(k+2))}, Timeout: 5 * time.Second}
-		tr := &http.Transport{DialContext: d.DialContext, MaxIdleConnsPerHost: 8, IdleConnTimeout: 10 * time.Second}
-		defer tr.CloseIdleConnections()
-		clients[k] = &http.Client{Transport: tr, Timeout: 30 * time.Second}
-	}
+	// One keep-alive HTTP client with a connection per worker and host.
+	// Idle connections are dropped well before the server's 60 s idle
+	// timeout, so a POST never goes out on a connection the server is
+	// closing.
+	tr := &http.Transport{MaxIdleConnsPerHost: eoWorkers, IdleConnTimeout: 10 * time.Second}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
 
 	type job struct{ jag, n int }
 	type outcome struct {
@@ -148,7 +139,7 @@ func TestExactlyOnceAcrossInstances(t *testing.T) {
 			for j := range jobs {
 				o := outcome{jag: j.jag}
 				t0 := time.Now()
-				o.status, o.errorC, o.token, o.err = eoRedeem(t.Context(), clients[j.jag%eoClients], bases[j.n%2], eoClientID(j.jag%eoClients), jags[j.jag])
+				o.status, o.errorC, o.token, o.err = eoRedeem(t.Context(), client, bases[j.n%2], jags[j.jag])
 				o.took = time.Since(t0)
 				results <- o
 			}
@@ -223,14 +214,14 @@ func TestExactlyOnceAcrossInstances(t *testing.T) {
 
 // eoRedeem presents one ID-JAG with client_secret_basic and reports the
 // status, the OAuth error code and whether an access token came back.
-func eoRedeem(ctx context.Context, c *http.Client, base, clientID, jag string) (status int, errCode string, token bool, err error) {
+func eoRedeem(ctx context.Context, c *http.Client, base, jag string) (status int, errCode string, token bool, err error) {
 	form := url.Values{"grant_type": {idjag.GrantTypeJWTBearer}, "assertion": {jag}, "resource": {eoResource}}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/as/token", strings.NewReader(form.Encode()))
 	if err != nil {
 		return 0, "", false, err
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth(url.QueryEscape(clientID), url.QueryEscape(eoClientPass))
+	req.SetBasicAuth(url.QueryEscape(eoClientID), url.QueryEscape(eoClientPass))
 	resp, err := c.Do(req)
 	if err != nil {
 		return 0, "", false, err
@@ -248,23 +239,14 @@ func eoRedeem(ctx context.Context, c *http.Client, base, clientID, jag string) (
 }
 
 // eoDeployment writes a config for the authorization-server role alone on
-// the PostgreSQL database at dbURL, trusting the test IdP, with eoClients
-// registered clients; both instances run from it.
+// the PostgreSQL database at dbURL, trusting the test IdP, with the one
+// client and token rate limits off; both instances run from it.
 func eoDeployment(t *testing.T, dbURL, jwksURI string) string {
 	t.Helper()
 	dir := t.TempDir()
 	keyFile := filepath.Join(dir, "wrapping.key")
 	if _, _, err := runXAA(t, nil, "keys", "init", "--out", keyFile); err != nil {
 		t.Fatalf("keys init: %v", err)
-	}
-	var clients strings.Builder
-	for k := range eoClients {
-		fmt.Fprintf(&clients, `    - client_id: %s
-      auth_method: client_secret_basic
-      client_secret_sha256: %q
-      resources: [%q]
-      scopes: [files:read]
-`, eoClientID(k), sha256Hex(eoClientPass), eoResource)
 	}
 	cfg := fmt.Sprintf(`database:
   url: %q
@@ -289,7 +271,14 @@ authserver:
       scopes: [files:read, files:write]
       access_token_lifetime: 5m
   clients:
-%s`, dbURL, keyFile, eoASIssuer, eoIdPIssuer, jwksURI, eoResource, clients.String())
+    - client_id: %s
+      auth_method: client_secret_basic
+      client_secret_sha256: %q
+      resources: [%q]
+      scopes: [files:read]
+token_rate_limit:
+  disabled: true
+`, dbURL, keyFile, eoASIssuer, eoIdPIssuer, jwksURI, eoResource, eoClientID, sha256Hex(eoClientPass), eoResource)
 	path := filepath.Join(dir, "config.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

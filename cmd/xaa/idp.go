@@ -22,13 +22,14 @@ func newIdP(cfg *config.Config, db *sqlstore.DB, keys *keyring.Manager, wk []byt
 		return nil, err
 	}
 	s, err := idp.New(idp.Config{
-		Issuer:   issuer,
-		Store:    db,
-		Keys:     keys,
-		TOTP:     totp,
-		AuditKey: auditKey,
-		DevMode:  cfg.DevMode,
-		Logger:   logger.With("role", "idp"),
+		Issuer:         issuer,
+		Store:          db,
+		Keys:           keys,
+		TOTP:           totp,
+		AuditKey:       auditKey,
+		DevMode:        cfg.DevMode,
+		TokenRateLimit: tokenLimit(cfg.TokenRateLimit),
+		Logger:         logger.With("role", "idp"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("idp: %w", err)

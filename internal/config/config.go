@@ -39,6 +39,9 @@ type Config struct {
 	// AuthServer configures the resource authorization server role: whom
 	// it trusts, what it governs and which clients may ask.
 	AuthServer AuthServer `yaml:"authserver"`
+	// TokenRateLimit bounds the token endpoints of both roles, so that one
+	// stolen client secret or one noisy address cannot mint without bound.
+	TokenRateLimit TokenRateLimit `yaml:"token_rate_limit"`
 
 	// sources records where each value came from (file position or
 	// environment variable), keyed by dotted path, so that Validate can
@@ -184,6 +187,28 @@ type ASClient struct {
 	Scopes []string `yaml:"scopes"`
 }
 
+// TokenRateLimit bounds token requests (every grant) at each token
+// endpoint with a token bucket per authenticated client and one per source
+// address (IPv6 by /64). The buckets live in each instance's memory, so
+// with N instances behind a load balancer the budget is N times looser.
+type TokenRateLimit struct {
+	// PerClient is the sustained token requests per second allowed to one
+	// authenticated client; 0 means the default (100), at most 1000000.
+	// Fractions are allowed: 0.5 is one request every two seconds.
+	PerClient float64 `yaml:"per_client"`
+	// PerAddress is the sustained token requests per second allowed from
+	// one source address; 0 means the default (100), at most 1000000.
+	// Behind a proxy the address is the client's only if the proxy is in
+	// listen.trusted_proxies; otherwise every request shares the proxy's.
+	PerAddress float64 `yaml:"per_address"`
+	// Burst is how many requests a bucket allows at once before the rate
+	// applies (both buckets); 0 means two seconds' worth of PerClient.
+	Burst int `yaml:"burst"`
+	// Disabled turns both limits off, for load tests or a deployment whose
+	// proxy already rate-limits. The other keys are then ignored.
+	Disabled bool `yaml:"disabled"`
+}
+
 // DefaultDataDir is where Default puts the SQLite database.
 const DefaultDataDir = "/var/lib/xaa"
 
@@ -216,5 +241,7 @@ func DefaultIn(dataDir string) *Config {
 			Addr:      "127.0.0.1:8080",
 			AdminAddr: "127.0.0.1:9090",
 		},
+		// internal/oauth's defaults, spelled out so the example can show them.
+		TokenRateLimit: TokenRateLimit{PerClient: 100, PerAddress: 100, Burst: 200},
 	}
 }

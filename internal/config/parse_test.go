@@ -68,7 +68,7 @@ func TestParseErrors(t *testing.T) {
 		{
 			name: "unknown top-level key without suggestion",
 			yaml: "gateway: {}\n",
-			want: []string{`config.yaml:1:1: gateway: unknown key; valid keys at the top level are: database, keys, log, listen, issuers, dev_mode, seed_file, authserver`},
+			want: []string{`config.yaml:1:1: gateway: unknown key; valid keys at the top level are: database, keys, log, listen, issuers, dev_mode, seed_file, authserver, token_rate_limit`},
 			kind: ErrUnknownKey,
 		},
 		{
@@ -406,6 +406,11 @@ issuers:
   idp: https://idp.example.com
   authserver: https://as.example.com/tenant-a
 dev_mode: true
+token_rate_limit:
+  per_client: 2.5
+  per_address: 50
+  burst: 5
+  disabled: true
 `
 	got, err := parse("config.yaml", []byte(file))
 	if err != nil {
@@ -427,8 +432,9 @@ dev_mode: true
 			TLSKeyFile:     "/etc/xaa/tls.key",
 			TrustedProxies: []string{"10.0.0.0/8", "fd00::/8"},
 		},
-		Issuers: Issuers{IdP: "https://idp.example.com", AuthServer: "https://as.example.com/tenant-a"},
-		DevMode: true,
+		Issuers:        Issuers{IdP: "https://idp.example.com", AuthServer: "https://as.example.com/tenant-a"},
+		DevMode:        true,
+		TokenRateLimit: TokenRateLimit{PerClient: 2.5, PerAddress: 50, Burst: 5, Disabled: true},
 	}
 	if diff := cmp.Diff(want, got, ignoreSources); diff != "" {
 		t.Errorf("config (-want +got):\n%s", diff)

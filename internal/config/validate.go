@@ -25,6 +25,7 @@ func (c *Config) Validate() error {
 	c.Issuers.validate(v, c.DevMode)
 	validateSeedFile(v, c.SeedFile)
 	c.AuthServer.validate(v, c.Issuers.AuthServer, c.DevMode)
+	c.TokenRateLimit.validate(v)
 	return v.errs.err("")
 }
 
