@@ -38,6 +38,10 @@ type clientStore interface {
 // authserver section: trusted issuers' keys come from one shared JWKS
 // cache, and the configured clients are registered in the store first.
 func newAuthServer(ctx context.Context, cfg *config.Config, db *sqlstore.DB, keys *keyring.Manager, wk []byte, issuer string, logger *slog.Logger) (*authserver.Server, error) {
+	clientIP, err := clientAddress(cfg.Listen)
+	if err != nil {
+		return nil, err
+	}
 	sec := cfg.AuthServer
 	if len(sec.Resources) == 0 {
 		return nil, errors.New("authserver: authserver.resources is empty; configure the resources it governs (see examples/config.yaml), or serve only the IdP with --idp")
@@ -88,6 +92,7 @@ func newAuthServer(ctx context.Context, cfg *config.Config, db *sqlstore.DB, key
 		AuditKey:       auditKey,
 		DevMode:        cfg.DevMode,
 		RateLimit:      tokenLimit(cfg.TokenRateLimit),
+		ClientIP:       clientIP,
 		Logger:         log,
 	})
 	if err != nil {

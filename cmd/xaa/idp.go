@@ -13,6 +13,10 @@ import (
 
 // newIdP builds the identity provider on the shared store and its keys.
 func newIdP(cfg *config.Config, db *sqlstore.DB, keys *keyring.Manager, wk []byte, issuer string, logger *slog.Logger) (*idp.Server, error) {
+	clientIP, err := clientAddress(cfg.Listen)
+	if err != nil {
+		return nil, err
+	}
 	totp, err := keyring.NewSecretBox(wk, directory.TOTPSealPurpose)
 	if err != nil {
 		return nil, err
@@ -29,6 +33,7 @@ func newIdP(cfg *config.Config, db *sqlstore.DB, keys *keyring.Manager, wk []byt
 		AuditKey:       auditKey,
 		DevMode:        cfg.DevMode,
 		TokenRateLimit: tokenLimit(cfg.TokenRateLimit),
+		ClientIP:       clientIP,
 		Logger:         logger.With("role", "idp"),
 	})
 	if err != nil {

@@ -122,3 +122,55 @@ func rateLimitedPost(t *testing.T, endpoint, id, secret string, form url.Values)
 	}
 	return resp.StatusCode, m.Error, resp.Header.Get("Retry-After")
 }
+
+// TestServeTrustedProxies: behind a proxy listed in listen.trusted_proxies,
+// the per-address budget follows X-Forwarded-For, so two users behind one
+// proxy do not share a budget, and one user cannot escape it by rotating
+// the header when the proxy is not trusted (TestServeTokenRateLimit).
+func TestServeTrustedProxies(t *testing.T) {
+	t.Parallel()
+	port := freeLoopbackPort(t)
+	cfg, _, _ := e2eDeployment(t, port)
+	data, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data = []byte(strings.Replace(string(data), "listen:\n", "listen:\n  trusted_proxies: [\"127.0.0.0/8\"]\n", 1))
+	data = append(data, "token_rate_limit:\n  per_client: 1000\n  per_address: 0.001\n  burst: 1\n"...)
+	if err := os.WriteFile(cfg, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := runXAA(t, nil, "migrate", "--config", cfg); err != nil {
+		t.Fatal(err)
+	}
+	base, _, _ := startServe(t, cfg)
+	waitHealthy(t, base+"/healthz")
+
+	post := func(forwardedFor string) int {
+		t.Helper()
+		form := url.Values{"grant_type": {"authorization_code"}, "code": {"bogus"}, "redirect_uri": {e2eRedirectURI},
+			"code_verifier": {strings.Repeat("v", 43)}}
+		req, err := http.NewRequest(http.MethodPost, base+"/idp/token", strings.NewReader(form.Encode()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("X-Forwarded-For", forwardedFor)
+		req.SetBasicAuth("assistant", url.QueryEscape(e2eAppSecret))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := post("198.51.100.1"); got != http.StatusBadRequest {
+		t.Fatalf("first user's first request = %d, want 400", got)
+	}
+	if got := post("198.51.100.1"); got != http.StatusTooManyRequests {
+		t.Fatalf("first user's second request = %d, want 429", got)
+	}
+	if got := post("198.51.100.2"); got != http.StatusBadRequest {
+		t.Fatalf("second user behind the same proxy = %d, want 400 (its own budget)", got)
+	}
+}

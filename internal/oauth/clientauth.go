@@ -218,9 +218,9 @@ func registeredKeySet(c store.Client) (jose.KeySet, error) {
 	return jose.NewStaticKeySet(set)
 }
 
-// RemoteAddress is the default ClientIP: the TCP peer. IPv6 addresses are reduced to their /64,
-// the block one subscriber usually gets: keying on the full address would
-// let anyone with a /64 rotate through 2^64 budgets.
+// RemoteAddress is the default ClientIP: the TCP peer. IPv6 addresses are
+// reduced to their /64, the block one subscriber usually gets: keying on the
+// full address would let anyone with a /64 rotate through 2^64 budgets.
 func RemoteAddress(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
@@ -230,12 +230,63 @@ func RemoteAddress(r *http.Request) string {
 	if err != nil {
 		return host
 	}
+	return budgetKey(addr)
+}
+
+// budgetKey is the rate-limit key of an address (IPv6 by /64).
+func budgetKey(addr netip.Addr) string {
 	addr = addr.Unmap()
 	if addr.Is6() {
 		p, _ := addr.Prefix(64)
 		return p.String()
 	}
 	return addr.String()
+}
+
+// ForwardedAddress returns a ClientIP function for servers behind reverse
+// proxies. X-Forwarded-For is believed only when the TCP peer is one of the
+// trusted proxies, and then only back to the first hop that is not itself
+// trusted: every address left of it could have been written by the client.
+// With no trusted proxies it is RemoteAddress.
+func ForwardedAddress(trusted []netip.Prefix) func(*http.Request) string {
+	if len(trusted) == 0 {
+		return RemoteAddress
+	}
+	isTrusted := func(a netip.Addr) bool {
+		for _, p := range trusted {
+			if p.Contains(a.Unmap()) {
+				return true
+			}
+		}
+		return false
+	}
+	return func(r *http.Request) string {
+		host, _, err := net.SplitHostPort(r.RemoteAddr)
+		if err != nil {
+			host = r.RemoteAddr
+		}
+		peer, err := netip.ParseAddr(host)
+		if err != nil || !isTrusted(peer) {
+			return RemoteAddress(r)
+		}
+		client := peer
+		hops := r.Header.Values("X-Forwarded-For")
+		for i := len(hops) - 1; i >= 0; i-- {
+			parts := strings.Split(hops[i], ",")
+			for j := len(parts) - 1; j >= 0; j-- {
+				a, err := netip.ParseAddr(strings.TrimSpace(parts[j]))
+				if err != nil {
+					// A hop we cannot read ends the chain we can vouch for.
+					return budgetKey(client)
+				}
+				client = a
+				if !isTrusted(a) {
+					return budgetKey(client)
+				}
+			}
+		}
+		return budgetKey(client)
+	}
 }
 
 // presented is what a request offers as client credentials, before any of
