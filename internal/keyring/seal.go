@@ -57,26 +57,37 @@ func newSealer(wrappingKey []byte) (*sealer, error) {
 	if err := CheckWrappingKey(wrappingKey); err != nil {
 		return nil, err
 	}
-	aeadKey, err := hkdf.Key(sha256.New, wrappingKey, nil, hkdfInfoAEAD, 32)
+	aead, id, err := deriveAEAD(wrappingKey, hkdfInfoAEAD)
 	if err != nil {
-		return nil, fmt.Errorf("keyring: derive sealing key: %w", err)
+		return nil, err
 	}
-	defer clear(aeadKey)
-	id, err := hkdf.Key(sha256.New, wrappingKey, nil, hkdfInfoKeyID, wrapIDSize)
+	return &sealer{aead: aead, keyID: id}, nil
+}
+
+// deriveAEAD derives an AES-256-GCM key for one HKDF label from the
+// wrapping key, and the wrapping key's id, which every sealed blob carries
+// so that a wrong wrapping key is told apart from a tampered blob.
+func deriveAEAD(wrappingKey []byte, info string) (cipher.AEAD, [wrapIDSize]byte, error) {
+	var id [wrapIDSize]byte
+	key, err := hkdf.Key(sha256.New, wrappingKey, nil, info, 32)
 	if err != nil {
-		return nil, fmt.Errorf("keyring: derive wrapping key id: %w", err)
+		return nil, id, fmt.Errorf("keyring: derive sealing key: %w", err)
 	}
-	block, err := aes.NewCipher(aeadKey)
+	defer clear(key)
+	rawID, err := hkdf.Key(sha256.New, wrappingKey, nil, hkdfInfoKeyID, wrapIDSize)
 	if err != nil {
-		return nil, fmt.Errorf("keyring: %w", err)
+		return nil, id, fmt.Errorf("keyring: derive wrapping key id: %w", err)
+	}
+	copy(id[:], rawID)
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, id, fmt.Errorf("keyring: %w", err)
 	}
 	aead, err := cipher.NewGCM(block)
 	if err != nil {
-		return nil, fmt.Errorf("keyring: %w", err)
+		return nil, id, fmt.Errorf("keyring: %w", err)
 	}
-	s := &sealer{aead: aead}
-	copy(s.keyID[:], id)
-	return s, nil
+	return aead, id, nil
 }
 
 // seal encrypts plaintext (a PKCS#8 DER private key) for the row (owner,

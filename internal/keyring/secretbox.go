@@ -1,11 +1,8 @@
 package keyring
 
 import (
-	"crypto/aes"
 	"crypto/cipher"
-	"crypto/hkdf"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/binary"
 	"errors"
@@ -64,26 +61,11 @@ func NewSecretBox(wrappingKey []byte, purpose string) (*SecretBox, error) {
 			return nil, errors.New("keyring: secret box purpose must be printable ASCII without spaces")
 		}
 	}
-	key, err := hkdf.Key(sha256.New, wrappingKey, nil, hkdfInfoSecretBox+purpose, 32)
+	aead, id, err := deriveAEAD(wrappingKey, hkdfInfoSecretBox+purpose)
 	if err != nil {
-		return nil, fmt.Errorf("keyring: derive secret box key: %w", err)
+		return nil, err
 	}
-	defer clear(key)
-	id, err := hkdf.Key(sha256.New, wrappingKey, nil, hkdfInfoKeyID, wrapIDSize)
-	if err != nil {
-		return nil, fmt.Errorf("keyring: derive wrapping key id: %w", err)
-	}
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, fmt.Errorf("keyring: %w", err)
-	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, fmt.Errorf("keyring: %w", err)
-	}
-	b := &SecretBox{aead: aead, purpose: purpose}
-	copy(b.keyID[:], id)
-	return b, nil
+	return &SecretBox{aead: aead, purpose: purpose, keyID: id}, nil
 }
 
 // Seal encrypts plaintext for aad. A fresh random 96-bit nonce per call is
