@@ -3,23 +3,17 @@ package interop
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"html"
 	"io"
-	"net"
 	"net/http"
-	"net/http/cookiejar"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -28,6 +22,7 @@ import (
 
 	"github.com/openxaa/xaa/idjag"
 	"github.com/openxaa/xaa/internal/jose"
+	"github.com/openxaa/xaa/internal/testenv"
 )
 
 const (
@@ -38,8 +33,6 @@ const (
 	tsResource    = "https://mcp.example.com/files"
 	tsASClientID  = "assistant-at-files"
 )
-
-var tsCSRF = regexp.MustCompile(`name="csrf_token" value="([^"]+)"`)
 
 // TestTypeScriptSDKRedeemsIDJAG: the official MCP TypeScript SDK's
 // exchangeJwtAuthGrant (redeem.mjs) redeems ID-JAGs minted by our IdP at our
@@ -55,8 +48,8 @@ func TestTypeScriptSDKRedeemsIDJAG(t *testing.T) {
 	defer cancel()
 
 	d := startDeployment(t, ctx, xaa)
-	idToken := d.login(t)
-	asKeys := d.keys(t, d.asIssuer+"/jwks.json")
+	idToken := testenv.OIDCLogin(t, testenv.Login{Issuer: d.idpIssuer, ClientID: "assistant", ClientSecret: tsAppSecret, RedirectURI: tsRedirectURI, Username: "alice", Password: tsPassword})
+	asKeys := testenv.KeysAt(t, d.asIssuer+"/jwks.json")
 
 	for _, method := range []string{"client_secret_basic", "client_secret_post"} {
 		t.Run(method, func(t *testing.T) {
@@ -208,7 +201,7 @@ func startDeployment(t *testing.T, ctx context.Context, xaa string) *deployment 
 		}
 	}
 
-	port := freeLoopbackPort(t)
+	port := testenv.FreeLoopbackPort(t)
 	d := &deployment{
 		idpIssuer: fmt.Sprintf("http://127.0.0.1:%d/idp", port),
 		asIssuer:  fmt.Sprintf("http://127.0.0.1:%d/as", port),
@@ -344,72 +337,11 @@ authserver:
 	return d
 }
 
-// login signs alice in through the IdP's authorization endpoint and login
-// form with PKCE S256, and redeems the code for an ID token.
-func (d *deployment) login(t *testing.T) string {
-	t.Helper()
-	jar, err := cookiejar.New(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	browser := &http.Client{Jar: jar, Timeout: 10 * time.Second, CheckRedirect: func(req *http.Request, _ []*http.Request) error {
-		if !strings.HasPrefix(req.URL.String(), d.idpIssuer+"/") {
-			return http.ErrUseLastResponse
-		}
-		return nil
-	}}
-	fetch := func(req *http.Request) (*http.Response, string) {
-		t.Helper()
-		resp, err := browser.Do(req)
-		if err != nil {
-			t.Fatalf("%s %s: %v", req.Method, req.URL, err)
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		return resp, string(body)
-	}
-
-	verifier := rand.Text() + rand.Text()
-	sum := sha256.Sum256([]byte(verifier))
-	state := rand.Text()
-	q := url.Values{
-		"client_id": {"assistant"}, "redirect_uri": {tsRedirectURI}, "response_type": {"code"},
-		"scope": {"openid"}, "state": {state}, "nonce": {rand.Text()},
-		"code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])}, "code_challenge_method": {"S256"},
-	}
-	req, _ := http.NewRequest(http.MethodGet, d.idpIssuer+"/authorize?"+q.Encode(), nil)
-	resp, body := fetch(req)
-	m := tsCSRF.FindStringSubmatch(body)
-	if resp.StatusCode != http.StatusOK || m == nil {
-		t.Fatalf("authorize ended at %s with %d and no login form: %.300s", resp.Request.URL, resp.StatusCode, body)
-	}
-	form := url.Values{"csrf_token": {html.UnescapeString(m[1])}, "username": {"alice"}, "password": {tsPassword}}
-	req, _ = http.NewRequest(http.MethodPost, d.idpIssuer+"/login", strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, body = fetch(req)
-	loc, err := url.Parse(resp.Header.Get("Location"))
-	if resp.StatusCode != http.StatusSeeOther || err != nil || !strings.HasPrefix(loc.String(), tsRedirectURI+"?") {
-		t.Fatalf("login ended with %d to %q: %.300s", resp.StatusCode, resp.Header.Get("Location"), body)
-	}
-	if loc.Query().Get("state") != state || loc.Query().Get("code") == "" {
-		t.Fatalf("redirect without the state or a code: %s", loc.Redacted())
-	}
-	status, tok := tokenPost(t, d.idpIssuer+"/token", "assistant", tsAppSecret, url.Values{
-		"grant_type": {"authorization_code"}, "code": {loc.Query().Get("code")},
-		"redirect_uri": {tsRedirectURI}, "code_verifier": {verifier},
-	})
-	idToken, _ := tok["id_token"].(string)
-	if status != http.StatusOK || idToken == "" {
-		t.Fatalf("code redemption = %d %v", status, tok["error"])
-	}
-	return idToken
-}
-
 // exchange trades alice's ID token for a fresh ID-JAG for the files
 // resource at the IdP (RFC 8693).
 func (d *deployment) exchange(t *testing.T, idToken string) string {
 	t.Helper()
-	status, tok := tokenPost(t, d.idpIssuer+"/token", "assistant", tsAppSecret, url.Values{
+	status, tok := testenv.TokenPost(t, d.idpIssuer+"/token", "assistant", tsAppSecret, url.Values{
 		"grant_type":           {idjag.GrantTypeTokenExchange},
 		"requested_token_type": {idjag.TokenType},
 		"audience":             {d.asIssuer},
@@ -423,52 +355,6 @@ func (d *deployment) exchange(t *testing.T, idToken string) string {
 		t.Fatalf("token exchange = %d %v %v (issued_token_type %v)", status, tok["error"], tok["error_description"], tok["issued_token_type"])
 	}
 	return jag
-}
-
-// keys fetches a published JWKS as a key set for jose.Verify.
-func (d *deployment) keys(t *testing.T, jwksURL string) jose.KeySet {
-	t.Helper()
-	resp, err := http.Get(jwksURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s = %d %s", jwksURL, resp.StatusCode, body)
-	}
-	set, err := jose.ParseJWKS(body)
-	if err != nil {
-		t.Fatalf("%s: %v", jwksURL, err)
-	}
-	ks, err := jose.NewStaticKeySet(set)
-	if err != nil {
-		t.Fatalf("%s: %v", jwksURL, err)
-	}
-	return ks
-}
-
-// tokenPost posts form to a token endpoint with client_secret_basic and
-// decodes the JSON answer.
-func tokenPost(t *testing.T, endpoint, id, secret string, form url.Values) (int, map[string]any) {
-	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, endpoint, strings.NewReader(form.Encode()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth(url.QueryEscape(id), url.QueryEscape(secret))
-	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	var m map[string]any
-	if err := json.Unmarshal(body, &m); err != nil {
-		t.Fatalf("POST %s = %d, not JSON: %.300s", endpoint, resp.StatusCode, body)
-	}
-	return resp.StatusCode, m
 }
 
 func waitHealthy(t *testing.T, ctx context.Context, u string) {
@@ -485,19 +371,6 @@ func waitHealthy(t *testing.T, ctx context.Context, u string) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatalf("%s never became healthy", u)
-}
-
-// freeLoopbackPort returns a port that was free a moment ago: the IdP's
-// jwks_uri in the config must name the port serve will listen on. Losing
-// the race to another process fails loudly (serve cannot listen).
-func freeLoopbackPort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 func sha256Hex(s string) string {

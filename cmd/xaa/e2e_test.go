@@ -2,19 +2,12 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/json"
 	"fmt"
-	"html"
 	"io"
 	"net/http"
-	"net/http/cookiejar"
 	"net/url"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 
@@ -25,6 +18,7 @@ import (
 
 	"github.com/openxaa/xaa/idjag"
 	"github.com/openxaa/xaa/internal/jose"
+	"github.com/openxaa/xaa/internal/testenv"
 )
 
 const (
@@ -35,8 +29,6 @@ const (
 	e2eResource    = "https://mcp.example.com/files"
 	e2eASClientID  = "assistant-at-files"
 )
-
-var e2eCSRF = regexp.MustCompile(`name="csrf_token" value="([^"]+)"`)
 
 // e2eDeployment is deployment() with both issuers at the port serve will
 // listen on (so discovery by issuer works, as a real client does it), a
@@ -123,121 +115,6 @@ authserver:
 	return path, idpIssuer, asIssuer
 }
 
-// keysAt fetches a published JWKS as a key set for jose.Verify.
-func keysAt(t *testing.T, jwksURL string) jose.KeySet {
-	t.Helper()
-	resp, err := http.Get(jwksURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s = %d %s", jwksURL, resp.StatusCode, body)
-	}
-	set, err := jose.ParseJWKS(body)
-	if err != nil {
-		t.Fatalf("%s: %v", jwksURL, err)
-	}
-	ks, err := jose.NewStaticKeySet(set)
-	if err != nil {
-		t.Fatalf("%s: %v", jwksURL, err)
-	}
-	return ks
-}
-
-// tokenPost posts form to a token endpoint, with client_secret_basic
-// credentials when id is set, and decodes the JSON answer.
-func tokenPost(t *testing.T, endpoint, id, secret string, form url.Values) (int, map[string]any) {
-	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, endpoint, strings.NewReader(form.Encode()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	if id != "" {
-		req.SetBasicAuth(url.QueryEscape(id), url.QueryEscape(secret))
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	var m map[string]any
-	if err := json.Unmarshal(body, &m); err != nil {
-		t.Fatalf("POST %s = %d, not JSON: %.300s", endpoint, resp.StatusCode, body)
-	}
-	return resp.StatusCode, m
-}
-
-// oidcLogin signs alice in through the IdP's real authorization endpoint
-// and login form, with PKCE S256, and redeems the code for an ID token.
-func oidcLogin(t *testing.T, idpIssuer string) string {
-	t.Helper()
-	jar, err := cookiejar.New(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// A browser that follows the IdP's own redirects and stops at the
-	// client's redirect URI (which nothing listens on).
-	browser := &http.Client{Jar: jar, CheckRedirect: func(req *http.Request, _ []*http.Request) error {
-		if !strings.HasPrefix(req.URL.String(), idpIssuer+"/") {
-			return http.ErrUseLastResponse
-		}
-		return nil
-	}}
-	fetch := func(req *http.Request) (*http.Response, string) {
-		t.Helper()
-		resp, err := browser.Do(req)
-		if err != nil {
-			t.Fatalf("%s %s: %v", req.Method, req.URL, err)
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		return resp, string(body)
-	}
-
-	verifier := rand.Text() + rand.Text() // 52 base32 characters
-	sum := sha256.Sum256([]byte(verifier))
-	state, nonce := rand.Text(), rand.Text()
-	q := url.Values{
-		"client_id": {"assistant"}, "redirect_uri": {e2eRedirectURI}, "response_type": {"code"},
-		"scope": {"openid"}, "state": {state}, "nonce": {nonce},
-		"code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])}, "code_challenge_method": {"S256"},
-	}
-	req, _ := http.NewRequest(http.MethodGet, idpIssuer+"/authorize?"+q.Encode(), nil)
-	resp, body := fetch(req)
-	m := e2eCSRF.FindStringSubmatch(body)
-	if resp.StatusCode != http.StatusOK || m == nil {
-		t.Fatalf("authorize ended at %s with %d and no login form: %.300s", resp.Request.URL, resp.StatusCode, body)
-	}
-	form := url.Values{"csrf_token": {html.UnescapeString(m[1])}, "username": {"alice"}, "password": {e2ePassword}}
-	req, _ = http.NewRequest(http.MethodPost, idpIssuer+"/login", strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, body = fetch(req)
-	loc, err := url.Parse(resp.Header.Get("Location"))
-	if resp.StatusCode != http.StatusSeeOther || err != nil || !strings.HasPrefix(loc.String(), e2eRedirectURI+"?") {
-		t.Fatalf("login ended with %d to %q, not at the redirect URI: %.300s", resp.StatusCode, resp.Header.Get("Location"), body)
-	}
-	if got := loc.Query().Get("state"); got != state {
-		t.Fatalf("redirect state = %q, want %q", got, state)
-	}
-	code := loc.Query().Get("code")
-	if code == "" {
-		t.Fatalf("redirect carries no code: %s", loc.Redacted())
-	}
-
-	status, tok := tokenPost(t, idpIssuer+"/token", "assistant", e2eAppSecret, url.Values{
-		"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {e2eRedirectURI}, "code_verifier": {verifier},
-	})
-	idToken, _ := tok["id_token"].(string)
-	if status != http.StatusOK || idToken == "" {
-		t.Fatalf("code redemption = %d %v", status, tok["error"])
-	}
-	return idToken
-}
-
 // e2eAuthClaims are the sign-in claims an ID token and an access token share.
 type e2eAuthClaims struct {
 	Subject  string   `json:"sub"`
@@ -255,7 +132,7 @@ type e2eAuthClaims struct {
 // the MCP Go SDK's enterprise handler does the same, as a client would.
 func TestEndToEnd(t *testing.T) {
 	t.Parallel()
-	port := freeLoopbackPort(t)
+	port := testenv.FreeLoopbackPort(t)
 	cfg, idpIssuer, asIssuer := e2eDeployment(t, port)
 	if _, _, err := runXAA(t, nil, "migrate", "--config", cfg); err != nil {
 		t.Fatal(err)
@@ -266,8 +143,8 @@ func TestEndToEnd(t *testing.T) {
 	ctx := t.Context()
 
 	// 1. OIDC login.
-	idToken := oidcLogin(t, idpIssuer)
-	idpKeys := keysAt(t, idpIssuer+"/jwks.json")
+	idToken := testenv.OIDCLogin(t, testenv.Login{Issuer: idpIssuer, ClientID: "assistant", ClientSecret: e2eAppSecret, RedirectURI: e2eRedirectURI, Username: "alice", Password: e2ePassword})
+	idpKeys := testenv.KeysAt(t, idpIssuer+"/jwks.json")
 	idt, err := jose.Verify(ctx, idToken, jose.IDTokenProfile(), jose.SingleIssuer{Issuer: idpIssuer, Keys: idpKeys},
 		jose.Expectations{Audiences: []string{"assistant"}, Issuer: idpIssuer})
 	if err != nil {
@@ -313,7 +190,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 
 	// 3. jwt-bearer at the authorization server, client_secret_basic.
-	asKeys := keysAt(t, asIssuer+"/jwks.json")
+	asKeys := testenv.KeysAt(t, asIssuer+"/jwks.json")
 	want := e2eAuthClaims{
 		Subject: idpIssuer + "|" + login.Subject, Audience: e2eResource, ClientID: e2eASClientID, Scope: "files:read",
 		AuthTime: login.AuthTime, ACR: login.ACR, AMR: login.AMR,
@@ -334,7 +211,7 @@ func TestEndToEnd(t *testing.T) {
 		}
 	}
 	bearer := url.Values{"grant_type": {idjag.GrantTypeJWTBearer}, "assertion": {jag.AccessToken}, "resource": {e2eResource}}
-	status, tok := tokenPost(t, asIssuer+"/token", e2eASClientID, e2eASSecret, bearer)
+	status, tok := testenv.TokenPost(t, asIssuer+"/token", e2eASClientID, e2eASSecret, bearer)
 	if status != http.StatusOK {
 		t.Fatalf("jwt-bearer = %d %v %v", status, tok["error"], tok["error_description"])
 	}
@@ -348,7 +225,7 @@ func TestEndToEnd(t *testing.T) {
 	checkAccessToken(t, access)
 
 	// An ID-JAG is single-use.
-	if status, tok := tokenPost(t, asIssuer+"/token", e2eASClientID, e2eASSecret, bearer); status != http.StatusBadRequest || tok["error"] != "invalid_grant" {
+	if status, tok := testenv.TokenPost(t, asIssuer+"/token", e2eASClientID, e2eASSecret, bearer); status != http.StatusBadRequest || tok["error"] != "invalid_grant" {
 		t.Errorf("second presentation of the ID-JAG = %d %v; want 400 invalid_grant", status, tok["error"])
 	}
 

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -22,6 +21,7 @@ import (
 	"github.com/openxaa/xaa/idjag"
 	"github.com/openxaa/xaa/internal/config"
 	"github.com/openxaa/xaa/internal/store"
+	"github.com/openxaa/xaa/internal/testenv"
 )
 
 const (
@@ -34,22 +34,6 @@ var cmpIgnoreCreated = cmpopts.IgnoreFields(store.Client{}, "CreatedAt")
 func sha256Hex(s string) string {
 	d := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(d[:])
-}
-
-// freeLoopbackPort returns a port that was free a moment ago. The IdP's
-// jwks_uri must name the port serve will listen on, and serve announces
-// its port only after listening, by which time the config is read; so the
-// test picks the port first. Another process could take it in between;
-// on a test machine that race is rare and fails loudly (serve cannot
-// listen), never silently.
-func freeLoopbackPort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // asDeployment is deployment() with both roles on listen, the
@@ -87,7 +71,7 @@ func asDeployment(t *testing.T, listen string, port int) string {
 
 func TestServeAuthServer(t *testing.T) {
 	t.Parallel()
-	port := freeLoopbackPort(t)
+	port := testenv.FreeLoopbackPort(t)
 	cfg := asDeployment(t, fmt.Sprintf("127.0.0.1:%d", port), port)
 	if _, _, err := runXAA(t, nil, "migrate", "--config", cfg); err != nil {
 		t.Fatal(err)

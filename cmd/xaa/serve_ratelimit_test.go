@@ -16,6 +16,7 @@ import (
 	"github.com/openxaa/xaa/idjag"
 	"github.com/openxaa/xaa/internal/config"
 	"github.com/openxaa/xaa/internal/oauth"
+	"github.com/openxaa/xaa/internal/testenv"
 )
 
 func TestTokenLimit(t *testing.T) {
@@ -49,7 +50,7 @@ func TestTokenLimit(t *testing.T) {
 // whatever the grant, before its content is looked at.
 func TestServeTokenRateLimit(t *testing.T) {
 	t.Parallel()
-	port := freeLoopbackPort(t)
+	port := testenv.FreeLoopbackPort(t)
 	cfg, _, _ := e2eDeployment(t, port)
 	f, err := os.OpenFile(cfg, os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
@@ -129,7 +130,7 @@ func rateLimitedPost(t *testing.T, endpoint, id, secret string, form url.Values)
 // the header when the proxy is not trusted (TestServeTokenRateLimit).
 func TestServeTrustedProxies(t *testing.T) {
 	t.Parallel()
-	port := freeLoopbackPort(t)
+	port := testenv.FreeLoopbackPort(t)
 	cfg, _, _ := e2eDeployment(t, port)
 	data, err := os.ReadFile(cfg)
 	if err != nil {
