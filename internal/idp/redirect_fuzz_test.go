@@ -19,14 +19,19 @@ func FuzzRedirectURIMatch(f *testing.F) {
 		{"http://127.0.0.1/cb", "http://127.0.0.1:8080/cb?x"},
 		{"http://127.0.0.1/cb", "http://localhost:8080/cb"},
 		{"http://127.0.0.1/cb", "http://u@127.0.0.1:8080/cb"},
+		{"", ""},
 	} {
 		f.Add(s[0], s[1])
 	}
 	f.Fuzz(func(t *testing.T, registered, got string) {
 		match := matchRedirectURI([]string{registered}, got)
-		exact := registered == got && !hasUserinfoOrFragment(got)
+		// An empty redirect_uri never matches, even an empty registration.
+		exact := got != "" && registered == got && !hasUserinfoOrFragment(got)
 		if exact && !match {
 			t.Fatalf("exact %q did not match", got)
+		}
+		if got == "" && match {
+			t.Fatalf("empty redirect URI matched %q", registered)
 		}
 		if !match || exact {
 			return
