@@ -95,6 +95,8 @@ func TestPublicPackagesStayLight(t *testing.T) {
 		module + "/mcpauth",
 		module + "/xaaclient",
 		module + "/internal/jose",
+		module + "/internal/jwkscache", // mcpauth's remote JWKS with SSRF guards
+		"golang.org/x/sync",            // via internal/jwkscache (singleflight)
 		"github.com/go-jose/go-jose/v4",
 		"github.com/modelcontextprotocol/go-sdk",
 		"golang.org/x/oauth2",
