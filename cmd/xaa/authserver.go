@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"time"
 
 	gojose "github.com/go-jose/go-jose/v4"
@@ -35,8 +36,11 @@ type clientStore interface {
 }
 
 // newAuthServer builds the resource authorization server from the
-// authserver section: trusted issuers' keys come from one shared JWKS
-// cache, and the configured clients are registered in the store first.
+// authserver section. The trusted issuers are synced into the store and
+// the server reads them from there (cached for a few seconds), so every
+// instance on one database trusts the same issuers; their keys come from
+// one shared JWKS cache. The configured clients are registered in the
+// store too.
 func newAuthServer(ctx context.Context, cfg *config.Config, db *sqlstore.DB, keys *keyring.Manager, wk []byte, issuer string, logger *slog.Logger) (*authserver.Server, error) {
 	clientIP, err := clientAddress(cfg.Listen)
 	if err != nil {
@@ -55,24 +59,33 @@ func newAuthServer(ctx context.Context, cfg *config.Config, db *sqlstore.DB, key
 	if err != nil {
 		return nil, fmt.Errorf("authserver: %w", err)
 	}
-	trusted := make([]authserver.TrustedIssuer, 0, len(sec.TrustedIssuers))
+	now := time.Now().UTC()
+	trusted := make([]store.TrustedIssuer, 0, len(sec.TrustedIssuers))
 	for _, ti := range sec.TrustedIssuers {
-		ks, err := cache.KeySet(ti.JWKSURI)
-		if err != nil {
+		if _, err := cache.KeySet(ti.JWKSURI); err != nil {
 			return nil, fmt.Errorf("authserver: trusted issuer %s: jwks_uri: %w", ti.Issuer, err)
 		}
-		trusted = append(trusted, authserver.TrustedIssuer{
+		row := store.TrustedIssuer{
+			Realm:                issuer,
 			Issuer:               ti.Issuer,
-			Keys:                 ks,
+			JWKSURI:              ti.JWKSURI,
 			Algorithms:           ti.Algorithms,
 			MaxAssertionLifetime: time.Duration(ti.MaxAssertionLifetime),
 			Disabled:             ti.Disabled,
 			AllowReuse:           ti.AllowReuse,
-		})
+			CreatedAt:            now,
+			UpdatedAt:            now,
+		}
+		if err := row.Validate(); err != nil {
+			return nil, fmt.Errorf("authserver: trusted issuer %s: %w", ti.Issuer, err)
+		}
+		trusted = append(trusted, row)
 	}
 	resources := make([]authserver.Resource, 0, len(sec.Resources))
 	for _, r := range sec.Resources {
-		resources = append(resources, authserver.Resource{URI: r.URI, Scopes: r.Scopes, AccessTokenLifetime: time.Duration(r.AccessTokenLifetime)})
+		resources = append(resources, authserver.Resource{
+			URI: r.URI, Scopes: r.Scopes, AccessTokenLifetime: time.Duration(r.AccessTokenLifetime), Tools: asTools(r.Tools),
+		})
 	}
 	policies := make(map[string]authserver.ClientPolicy, len(sec.Clients))
 	for _, c := range sec.Clients {
@@ -83,27 +96,102 @@ func newAuthServer(ctx context.Context, cfg *config.Config, db *sqlstore.DB, key
 		policies[c.ClientID] = p
 	}
 	s, err := authserver.New(authserver.Config{
-		Issuer:         issuer,
-		Store:          db,
-		Keys:           keys,
-		TrustedIssuers: trusted,
-		Resources:      resources,
-		Clients:        policies,
-		AuditKey:       auditKey,
-		DevMode:        cfg.DevMode,
-		RateLimit:      tokenLimit(cfg.TokenRateLimit),
-		ClientIP:       clientIP,
-		Logger:         log,
+		Issuer:      issuer,
+		Store:       db,
+		Keys:        keys,
+		IssuerStore: db,
+		IssuerKeys:  cache.KeySet,
+		Resources:   resources,
+		Clients:     policies,
+		AuditKey:    auditKey,
+		DevMode:     cfg.DevMode,
+		RateLimit:   tokenLimit(cfg.TokenRateLimit),
+		ClientIP:    clientIP,
+		Logger:      log,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("authserver: %w", err)
 	}
-	// Registered only once the config has proved runnable, so a broken
+	// Synced only once the config has proved runnable, so a broken
 	// section changes nothing in the database.
+	if err := syncTrustedIssuers(ctx, db, issuer, trusted, log); err != nil {
+		return nil, err
+	}
 	if err := registerClients(ctx, db, issuer, sec.Clients, log); err != nil {
 		return nil, err
 	}
 	return s, nil
+}
+
+// syncTrustedIssuers makes the realm's stored trusted issuers match the
+// config, which is their one source: missing rows are created, changed
+// ones updated, and a stored issuer the config no longer lists is
+// disabled (never deleted, so the row records that it was once trusted).
+// Idempotent, and safe when several instances start at once.
+func syncTrustedIssuers(ctx context.Context, db store.TrustedIssuers, realm string, want []store.TrustedIssuer, logger *slog.Logger) error {
+	listed := make(map[string]bool, len(want))
+	for _, w := range want {
+		listed[w.Issuer] = true
+		cur, err := db.GetTrustedIssuer(ctx, realm, w.Issuer)
+		if errors.Is(err, store.ErrNotFound) {
+			err = db.CreateTrustedIssuer(ctx, w)
+			if err == nil {
+				logger.Info("trusted issuer added", "issuer", w.Issuer, "disabled", w.Disabled)
+				continue
+			}
+			if errors.Is(err, store.ErrConflict) { // another instance won the race
+				cur, err = db.GetTrustedIssuer(ctx, realm, w.Issuer)
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("authserver: store trusted issuer %s: %w", w.Issuer, err)
+		}
+		if sameTrust(cur, w) {
+			continue
+		}
+		err = db.UpdateTrustedIssuer(ctx, realm, w.Issuer, func(cur store.TrustedIssuer) (store.TrustedIssuer, error) {
+			cur.JWKSURI, cur.Algorithms, cur.MaxAssertionLifetime = w.JWKSURI, w.Algorithms, w.MaxAssertionLifetime
+			cur.AllowReuse, cur.Disabled, cur.UpdatedAt = w.AllowReuse, w.Disabled, w.UpdatedAt
+			return cur, nil
+		})
+		if err != nil {
+			return fmt.Errorf("authserver: update trusted issuer %s: %w", w.Issuer, err)
+		}
+		logger.Info("trusted issuer updated from the config", "issuer", w.Issuer, "disabled", w.Disabled)
+	}
+	stored, err := db.ListTrustedIssuers(ctx, realm)
+	if err != nil {
+		return fmt.Errorf("authserver: list trusted issuers: %w", err)
+	}
+	for _, st := range stored {
+		if listed[st.Issuer] || st.Disabled {
+			continue
+		}
+		err := db.UpdateTrustedIssuer(ctx, realm, st.Issuer, func(cur store.TrustedIssuer) (store.TrustedIssuer, error) {
+			cur.Disabled, cur.UpdatedAt = true, time.Now().UTC()
+			return cur, nil
+		})
+		if err != nil {
+			return fmt.Errorf("authserver: disable trusted issuer %s: %w", st.Issuer, err)
+		}
+		logger.Warn("trusted issuer no longer in the config; disabled", "issuer", st.Issuer)
+	}
+	return nil
+}
+
+func sameTrust(a, b store.TrustedIssuer) bool {
+	return a.JWKSURI == b.JWKSURI && slices.Equal(a.Algorithms, b.Algorithms) && a.MaxAssertionLifetime == b.MaxAssertionLifetime &&
+		a.AllowReuse == b.AllowReuse && a.Disabled == b.Disabled
+}
+
+// asTools converts a resource's configured tool policy; the authserver
+// validates it again and keeps its own copy.
+func asTools(m map[string]config.ToolRule) map[string]authserver.ToolRule {
+	out := make(map[string]authserver.ToolRule, len(m))
+	for name, t := range m {
+		out[name] = authserver.ToolRule{Scopes: t.Scopes, ACRValues: t.ACRValues, MaxAge: time.Duration(t.MaxAge)}
+	}
+	return out
 }
 
 // registerClients makes the store's clients of the authorization server's

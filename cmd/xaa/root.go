@@ -37,6 +37,7 @@ redeems them for audience-bound access tokens.`,
 		newServeCommand(e),
 		newPolicyCommand(e),
 		newSeedCommand(e),
+		newFenceCommand(e),
 	)
 	return root
 }

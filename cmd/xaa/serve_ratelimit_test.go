@@ -137,7 +137,7 @@ func TestServeTrustedProxies(t *testing.T) {
 		t.Fatal(err)
 	}
 	data = []byte(strings.Replace(string(data), "listen:\n", "listen:\n  trusted_proxies: [\"127.0.0.0/8\"]\n", 1))
-	data = append(data, "token_rate_limit:\n  per_client: 1000\n  per_address: 0.001\n  burst: 1\n"...)
+	data = append(data, "token_rate_limit:\n  per_client: 1000000\n  per_address: 0.001\n  burst: 1\n"...)
 	if err := os.WriteFile(cfg, data, 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -130,6 +130,19 @@ func (s *Server) jwtBearer(ctx context.Context, req tokenRequest, rec *record) (
 	}
 	rec.subject = local
 
+	// A not-before fence of (client, local subject) kills every ID-JAG
+	// issued before it. Checked before the jti is recorded, so a refused
+	// assertion burns nothing; a store failure refuses (fail closed).
+	dead, nb, err := s.fenced(ctx, req.client.Client.ID, local, tok.IssuedAt)
+	switch {
+	case err != nil:
+		return nil, rec.fail(ruleStoreUnavailable, errUnavailable("the fence list", err))
+	case dead:
+		rec.data["fence_not_before"] = strconv.FormatInt(fenceSeconds(nb), 10)
+		return nil, rec.fail(ruleFenceNotBefore, oauth.InvalidGrant("the assertion was issued before access for this user and client was revoked").
+			WithCause(fmt.Errorf("iat %d is before the fence's not_before %d", tok.IssuedAt.Unix(), fenceSeconds(nb))))
+	}
+
 	res, err := s.pickResource(c.Resource, wantResource, req.policy, rec)
 	if err != nil {
 		return nil, err
@@ -270,8 +283,11 @@ func (s *Server) verifyAssertion(ctx context.Context, raw string, now time.Time)
 	default:
 		return nil, nil, oauth.TemporarilyUnavailable("the issuer's keys cannot be read; retry later").WithCause(err)
 	}
-	ti := s.trust.lookup(tok.Issuer)
-	if ti == nil { // the set changed under us; it cannot today
+	ti, err := s.trust.lookup(ctx, tok.Issuer)
+	switch {
+	case err != nil:
+		return nil, nil, oauth.TemporarilyUnavailable("the trusted issuers cannot be read; retry later").WithCause(err)
+	case ti == nil: // disabled in the store since Verify looked it up
 		return nil, nil, oauth.InvalidGrant("the assertion is not a valid ID-JAG for this authorization server")
 	}
 	if life := tok.Expiry.Sub(tok.IssuedAt); life > ti.maxLifetime {

@@ -160,7 +160,10 @@ func newHarness(t testing.TB, o *harnessOptions) *harness {
 			{Issuer: idpOff, Keys: off.keys, Disabled: true},
 		},
 		Resources: []Resource{
-			{URI: resMCP, Scopes: []string{"a", "b", "c"}},
+			{URI: resMCP, Scopes: []string{"a", "b", "c"}, Tools: map[string]ToolRule{
+				"search":     {Scopes: []string{"a"}},
+				"export/all": {Scopes: []string{"a", "b"}, ACRValues: []string{"urn:openxaa:acr:mfa", "urn:openxaa:acr:phr"}, MaxAge: 5 * time.Minute},
+			}},
 			{URI: resOther, Scopes: []string{"a", "x"}, AccessTokenLifetime: 600 * time.Second},
 		},
 		Clients: map[string]ClientPolicy{

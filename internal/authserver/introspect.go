@@ -55,8 +55,9 @@ func errUnavailable(what string, err error) *oauth.Error {
 // handleIntrospect is POST /introspect (RFC 7662). Only clients registered
 // here may ask (401 otherwise), and a caller learns about a token only if
 // it may see the token's audience (see visibleTo); for everyone else, and
-// for every token that is revoked, expired, unknown, not this server's or
-// not a token at all, the answer is {"active":false}, never an error.
+// for every token that is revoked, fenced, expired, unknown, not this
+// server's or not a token at all, the answer is {"active":false}, never an
+// error.
 // Introspection is not audited: it changes nothing, and a gateway may ask
 // for every request it serves.
 func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
@@ -77,12 +78,24 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 	}
 	// token_type_hint is ignored: access tokens are all this server issues.
 	resp := introspection{}
-	it, err := s.lookupToken(r.Context(), raw, s.now())
+	now := s.now()
+	it, err := s.lookupToken(r.Context(), raw, now)
+	live := err == nil && it != nil && it.active(now) && s.visibleTo(caller.Client.ID, it.row)
+	if live {
+		// A not-before fence of (client, sub) kills tokens issued before
+		// it, like a revocation of each.
+		var dead bool
+		dead, _, err = s.fenced(r.Context(), it.claims.ClientID, it.claims.Subject, time.Unix(it.claims.IssuedAt, 0))
+		if err != nil {
+			err = errUnavailable("the fence list", err)
+		}
+		live = err == nil && !dead
+	}
 	switch {
 	case err != nil:
 		oauth.WriteError(w, r, err, s.log)
 		return
-	case it != nil && it.active(s.now()) && s.visibleTo(caller.Client.ID, it.row):
+	case live:
 		c := it.claims
 		resp = introspection{
 			Active:    true,

@@ -347,6 +347,8 @@ func TestJWTBearer(t *testing.T) {
 				"revocation_endpoint":                                      asIssuer + "/revoke",
 				"revocation_endpoint_auth_methods_supported":               []any{"client_secret_basic", "client_secret_post", "private_key_jwt"},
 				"revocation_endpoint_auth_signing_alg_values_supported":    []any{"ES256", "EdDSA", "RS256", "PS256"},
+				"openxaa_revocation_list_endpoint":                         asIssuer + "/revocations",
+				"openxaa_resource_policy_endpoint":                         asIssuer + "/resource-policy",
 			}
 			if d := cmp.Diff(want, r.body); d != "" {
 				t.Errorf("%s (-want +got):\n%s", path, d)
@@ -657,6 +659,20 @@ func TestNewValidation(t *testing.T) {
 		{"issuer_none", func(c *Config) { c.TrustedIssuers[0].Algorithms = []string{"none"} }},
 		{"issuer_lifetime_cap", func(c *Config) { c.TrustedIssuers[0].MaxAssertionLifetime = 601 * time.Second }},
 		{"issuer_pipe", func(c *Config) { c.TrustedIssuers[0].Issuer = "https://a|b.example.com" }},
+		{"tool_name_empty", tools(map[string]ToolRule{"": {Scopes: []string{"a"}}})},
+		{"tool_name_space", tools(map[string]ToolRule{"a b": {Scopes: []string{"a"}}})},
+		{"tool_name_unicode", tools(map[string]ToolRule{"séarch": {Scopes: []string{"a"}}})},
+		{"tool_name_too_long", tools(map[string]ToolRule{strings.Repeat("t", 129): {Scopes: []string{"a"}}})},
+		{"tool_no_scopes", tools(map[string]ToolRule{"t": {}})},
+		{"tool_scope_not_resource", tools(map[string]ToolRule{"t": {Scopes: []string{"x"}}})},
+		{"tool_scope_twice", tools(map[string]ToolRule{"t": {Scopes: []string{"a", "a"}}})},
+		{"tool_acr_empty", tools(map[string]ToolRule{"t": {Scopes: []string{"a"}, ACRValues: []string{""}}})},
+		{"tool_acr_space", tools(map[string]ToolRule{"t": {Scopes: []string{"a"}, ACRValues: []string{"a b"}}})},
+		{"tool_acr_quote", tools(map[string]ToolRule{"t": {Scopes: []string{"a"}, ACRValues: []string{`a"b`}}})},
+		{"tool_acr_twice", tools(map[string]ToolRule{"t": {Scopes: []string{"a"}, ACRValues: []string{"x", "x"}}})},
+		{"tool_max_age_negative", tools(map[string]ToolRule{"t": {Scopes: []string{"a"}, MaxAge: -time.Second}})},
+		{"tool_max_age_over_a_day", tools(map[string]ToolRule{"t": {Scopes: []string{"a"}, MaxAge: 24*time.Hour + time.Second}})},
+		{"tool_max_age_fraction", tools(map[string]ToolRule{"t": {Scopes: []string{"a"}, MaxAge: 1500 * time.Millisecond}})},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := h.cfg
@@ -668,6 +684,11 @@ func TestNewValidation(t *testing.T) {
 			}
 		})
 	}
+}
+
+// tools replaces the first resource's tool map.
+func tools(m map[string]ToolRule) func(*Config) {
+	return func(c *Config) { c.Resources[0].Tools = m }
 }
 
 // TestIssuerAlgorithmAllowlist: a key whose alg the issuer's allowlist

@@ -31,6 +31,11 @@ type metadata struct {
 	RevocationEndpoint           string   `json:"revocation_endpoint"`
 	RevocationAuthMethods        []string `json:"revocation_endpoint_auth_methods_supported"`
 	RevocationAuthSigningAlgs    []string `json:"revocation_endpoint_auth_signing_alg_values_supported"`
+	// Non-standard, for gateways: where they poll revoked jtis and
+	// not-before fences, and fetch a resource's tool policy. Both
+	// authenticate callers like the token endpoint.
+	RevocationListEndpoint string `json:"openxaa_revocation_list_endpoint"`
+	ResourcePolicyEndpoint string `json:"openxaa_resource_policy_endpoint"`
 }
 
 // MetadataHandler serves the discovery document, at both
@@ -57,6 +62,8 @@ func (s *Server) MetadataHandler() http.Handler {
 		RevocationEndpoint:           endpoint(iss, "/revoke"),
 		RevocationAuthMethods:        authMethods,
 		RevocationAuthSigningAlgs:    algs,
+		RevocationListEndpoint:       endpoint(iss, "/revocations"),
+		ResourcePolicyEndpoint:       endpoint(iss, "/resource-policy"),
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "public, max-age=300")

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/openxaa/xaa/internal/audit"
@@ -123,53 +125,41 @@ type revokedEntry struct {
 	RevokedAt int64  `json:"revoked_at"`
 }
 
+// fenceEntry is one not-before fence of the revocation list: every token
+// of (client_id, sub) with iat before not_before is dead; "" is a
+// wildcard on that side.
+type fenceEntry struct {
+	ClientID  string `json:"client_id"`
+	Subject   string `json:"sub"`
+	NotBefore int64  `json:"not_before"`
+}
+
 // revocationList is the response of /revocations. Cursor is where the next
-// poll resumes; HasMore says a poll right away would return more.
+// poll resumes (revoked tokens and fences share it); HasMore says a poll
+// right away would return more.
 type revocationList struct {
 	Revoked []revokedEntry `json:"revoked"`
+	Fences  []fenceEntry   `json:"fences"`
 	Cursor  int64          `json:"cursor"`
 	HasMore bool           `json:"has_more"`
 }
 
 // handleRevocations is GET or POST /revocations: the access tokens revoked
-// since cursor (exclusive), for gateways that enforce revocation without
-// introspecting every request. Parameters: cursor (default 0) and limit
-// (default 100, at most 1000), in the query for GET (which then admits
-// only client_secret_basic) or in the form body for POST. A caller sees
-// the revocations of the resources its policy lists; the cursor moves past
-// the others too, so polling never stalls on them. Expired tokens stay
-// listed; a gateway may forget an entry once the token's exp has passed.
-//
-// The (client, sub) not-before fences of the issue are not implemented.
+// and the not-before fences raised since cursor (exclusive), for gateways
+// that enforce revocation without introspecting every request.
+// Parameters: cursor (default 0) and limit (default 100, at most 1000,
+// counting both kinds), in the query for GET (which then admits only
+// client_secret_basic) or in the form body for POST. A caller sees the
+// revocations of the resources its policy lists and the fences of the
+// clients that may obtain tokens for them (see fenceVisibleTo); the cursor
+// moves past the others too, so polling never stalls on them. Expired
+// tokens stay listed; a gateway may forget an entry once the token's exp
+// has passed. Fences stay listed at their latest cursor.
 func (s *Server) handleRevocations(w http.ResponseWriter, r *http.Request) {
-	var form oauth.Form
-	var params url.Values
-	if r.Method == http.MethodPost {
-		f, err := oauth.ParseTokenForm(r, oauth.DefaultMaxTokenBody)
-		if err != nil {
-			oauth.WriteError(w, r, err, s.log)
-			return
-		}
-		form = f
-		params = url.Values{}
-		for _, k := range []string{"cursor", "limit"} {
-			if f.Has(k) {
-				params.Set(k, f.Get(k))
-			}
-		}
-	} else {
-		q, err := url.ParseQuery(r.URL.RawQuery)
-		if err != nil {
-			oauth.WriteError(w, r, oauth.InvalidRequest("the URL query is malformed"), s.log)
-			return
-		}
-		for k, v := range q {
-			if (k != "cursor" && k != "limit") || len(v) != 1 {
-				oauth.WriteError(w, r, oauth.InvalidRequest("the query may hold only one cursor and one limit"), s.log)
-				return
-			}
-		}
-		params = q
+	form, params, err := readParams(r, "cursor", "limit")
+	if err != nil {
+		oauth.WriteError(w, r, err, s.log)
+		return
 	}
 	caller, err := s.auth.Authenticate(r.Context(), r, form)
 	if err != nil {
@@ -193,6 +183,38 @@ func (s *Server) handleRevocations(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// readParams reads the parameters of an authenticated read endpoint
+// (/revocations, /resource-policy): from the form body for POST, which
+// then admits every client authentication method, or from the URL query
+// for GET, which admits only the keys named, each at most once, so that
+// the only way to authenticate a GET is the Authorization header
+// (client_secret_basic): a secret never travels in a URL.
+func readParams(r *http.Request, keys ...string) (oauth.Form, url.Values, error) {
+	params := url.Values{}
+	if r.Method == http.MethodPost {
+		f, err := oauth.ParseTokenForm(r, oauth.DefaultMaxTokenBody)
+		if err != nil {
+			return oauth.Form{}, nil, err
+		}
+		for _, k := range keys {
+			if f.Has(k) {
+				params.Set(k, f.Get(k))
+			}
+		}
+		return f, params, nil
+	}
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return oauth.Form{}, nil, oauth.InvalidRequest("the URL query is malformed")
+	}
+	for k, v := range q {
+		if !slices.Contains(keys, k) || len(v) != 1 {
+			return oauth.Form{}, nil, oauth.InvalidRequest("the query may hold only one of each of: " + strings.Join(keys, ", "))
+		}
+	}
+	return oauth.Form{}, q, nil
+}
+
 func listParams(v url.Values) (cursor int64, limit int, err error) {
 	limit = DefaultRevocationListLimit
 	if c := v.Get("cursor"); c != "" {
@@ -212,17 +234,20 @@ func listParams(v url.Values) (cursor int64, limit int, err error) {
 }
 
 func (s *Server) revocations(ctx context.Context, clientID string, cursor int64, limit int) (*revocationList, error) {
-	rows, next, err := s.cfg.Store.ListRevokedTokens(ctx, s.cfg.Issuer, cursor, limit)
+	rows, next, err := s.cfg.Store.ListRevocations(ctx, s.cfg.Issuer, cursor, limit)
 	if err != nil {
 		if !errors.Is(err, store.ErrUnavailable) {
-			s.log.ErrorContext(ctx, "list revoked tokens", "err", err)
+			s.log.ErrorContext(ctx, "list revocations", "err", err)
 		}
 		return nil, errUnavailable("the token ledger", err)
 	}
-	out := &revocationList{Revoked: []revokedEntry{}, Cursor: next, HasMore: len(rows) == limit}
-	for _, t := range rows {
-		if s.maySeeResource(clientID, t.Resource) {
-			out.Revoked = append(out.Revoked, revokedEntry{JTI: t.JTI, Resource: t.Resource, RevokedAt: t.RevokedAt.Unix()})
+	out := &revocationList{Revoked: []revokedEntry{}, Fences: []fenceEntry{}, Cursor: next, HasMore: len(rows) == limit}
+	for _, r := range rows {
+		switch {
+		case r.Token != nil && s.maySeeResource(clientID, r.Token.Resource):
+			out.Revoked = append(out.Revoked, revokedEntry{JTI: r.Token.JTI, Resource: r.Token.Resource, RevokedAt: r.Token.RevokedAt.Unix()})
+		case r.Fence != nil && s.fenceVisibleTo(clientID, r.Fence.ClientID):
+			out.Fences = append(out.Fences, fenceEntry{ClientID: r.Fence.ClientID, Subject: r.Fence.Subject, NotBefore: fenceSeconds(r.Fence.NotBefore)})
 		}
 	}
 	return out, nil

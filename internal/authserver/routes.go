@@ -20,5 +20,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /revoke", s.handleRevoke)
 	mux.HandleFunc("GET /revocations", s.handleRevocations)
 	mux.HandleFunc("POST /revocations", s.handleRevocations)
+	mux.HandleFunc("GET /resource-policy", s.handleResourcePolicy)
+	mux.HandleFunc("POST /resource-policy", s.handleResourcePolicy)
 	return mux
 }

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -31,10 +32,13 @@ import (
 // Store is what the authorization server reads and writes. Clients are
 // looked up in the realm of the server's issuer; Replay also holds client
 // assertion jtis; everything a redemption writes goes through one InTx.
+// Fences are read on every redemption and introspection, never cached, so
+// a fence takes effect at once on every instance sharing the database.
 type Store interface {
 	store.Transactor
 	store.Replay
 	store.Tokens
+	store.Fences
 	store.Audit
 	store.Clients
 }
@@ -93,6 +97,22 @@ type Resource struct {
 	// whole seconds; zero means DefaultAccessTokenLifetime, at most
 	// store.MaxAccessTokenLifetime.
 	AccessTokenLifetime time.Duration
+	// Tools maps each MCP tool name (exact) to what a call needs. This
+	// server does not enforce it; it publishes it at /resource-policy to
+	// the gateways that front the resource, so the policy has one source.
+	Tools map[string]ToolRule
+}
+
+// ToolRule is what one tool call needs from an access token.
+type ToolRule struct {
+	// Scopes are all required, at least one, each one of the resource's.
+	Scopes []string
+	// ACRValues, when set, requires the token's acr to be one of them
+	// (RFC 9470 step-up).
+	ACRValues []string
+	// MaxAge, when set, requires the user's authentication (auth_time) to
+	// be at most this old: whole seconds, at most store.MaxToolMaxAge.
+	MaxAge time.Duration
 }
 
 // ClientPolicy is what one client registered at this server may obtain.
@@ -120,6 +140,20 @@ type Config struct {
 	// TrustedIssuers are the identity providers whose ID-JAGs are
 	// redeemed. None may be this server's own issuer.
 	TrustedIssuers []TrustedIssuer
+	// IssuerStore, when set, adds the trusted issuers stored for this
+	// server's realm (its Issuer), read again at most every
+	// IssuerCacheTTL, so that a change made through the store reaches
+	// every instance sharing it. An issuer in TrustedIssuers takes
+	// precedence over a stored row of the same name. Stored issuers map
+	// subjects with DefaultSubject.
+	IssuerStore store.TrustedIssuers
+	// IssuerKeys returns the key set of a stored issuer's jwks_uri (a
+	// jwkscache KeySet in production); required with IssuerStore. An
+	// error leaves that issuer untrusted.
+	IssuerKeys func(jwksURI string) (jose.KeySet, error)
+	// IssuerCacheTTL is how long stored issuers are cached; zero means
+	// DefaultIssuerCacheTTL, at most a minute.
+	IssuerCacheTTL time.Duration
 	// Resources are the protected resources governed here, at least one.
 	Resources []Resource
 	// Clients holds the policy of each client, by client_id.
@@ -185,6 +219,7 @@ type resource struct {
 	uri      string
 	scopes   []string
 	lifetime time.Duration
+	tools    map[string]ToolRule // deep copies
 }
 
 // clientPolicy is a validated ClientPolicy.
@@ -217,6 +252,21 @@ func New(cfg Config) (*Server, error) {
 	trust, err := newTrustSet(cfg.Issuer, cfg.TrustedIssuers)
 	if err != nil {
 		return bad("%v", err)
+	}
+	if cfg.IssuerStore != nil {
+		ttl := cfg.IssuerCacheTTL
+		if ttl == 0 {
+			ttl = DefaultIssuerCacheTTL
+		}
+		switch {
+		case cfg.IssuerKeys == nil:
+			return bad("IssuerKeys is required with IssuerStore")
+		case ttl < 0 || ttl > time.Minute:
+			return bad("IssuerCacheTTL %s must be from 0 (the default, %s) to 1m", ttl, DefaultIssuerCacheTTL)
+		}
+		trust.stored = &storedIssuers{
+			realm: cfg.Issuer, src: cfg.IssuerStore, keysFor: cfg.IssuerKeys, ttl: ttl, now: cfg.Now, log: logger, ts: trust,
+		}
 	}
 	resources, err := newResources(cfg.Resources)
 	if err != nil {
@@ -304,7 +354,47 @@ func newResources(rs []Resource) (map[string]*resource, error) {
 		if lt < time.Second || lt > store.MaxAccessTokenLifetime || lt%time.Second != 0 {
 			return nil, fmt.Errorf("resource %q: access token lifetime %s must be whole seconds in [1s, %s]", c, lt, store.MaxAccessTokenLifetime)
 		}
-		out[c] = &resource{uri: c, scopes: slices.Clone(r.Scopes), lifetime: lt}
+		tools, err := newTools(c, r.Scopes, r.Tools)
+		if err != nil {
+			return nil, err
+		}
+		out[c] = &resource{uri: c, scopes: slices.Clone(r.Scopes), lifetime: lt, tools: tools}
+	}
+	return out, nil
+}
+
+// newTools validates a resource's tool map and returns a deep copy, so
+// that the caller's later edits cannot change what gateways are told.
+func newTools(uri string, scopes []string, tools map[string]ToolRule) (map[string]ToolRule, error) {
+	out := make(map[string]ToolRule, len(tools))
+	for _, name := range slices.Sorted(maps.Keys(tools)) {
+		t := tools[name]
+		if err := store.CheckToolName(name); err != nil {
+			return nil, fmt.Errorf("resource %q: %v", uri, err)
+		}
+		if len(t.Scopes) == 0 {
+			return nil, fmt.Errorf("resource %q: tool %q requires no scope; give it at least one of the resource's scopes", uri, name)
+		}
+		for i, sc := range t.Scopes {
+			if !slices.Contains(scopes, sc) {
+				return nil, fmt.Errorf("resource %q: tool %q requires scope %q, which the resource does not have", uri, name, sc)
+			}
+			if slices.Contains(t.Scopes[:i], sc) {
+				return nil, fmt.Errorf("resource %q: tool %q lists scope %q twice", uri, name, sc)
+			}
+		}
+		for i, acr := range t.ACRValues {
+			if err := store.CheckACRValue(acr); err != nil {
+				return nil, fmt.Errorf("resource %q: tool %q: %v", uri, name, err)
+			}
+			if slices.Contains(t.ACRValues[:i], acr) {
+				return nil, fmt.Errorf("resource %q: tool %q lists acr value %q twice", uri, name, acr)
+			}
+		}
+		if t.MaxAge < 0 || t.MaxAge > store.MaxToolMaxAge || t.MaxAge%time.Second != 0 {
+			return nil, fmt.Errorf("resource %q: tool %q: max_age %s must be whole seconds from 0 to %s", uri, name, t.MaxAge, store.MaxToolMaxAge)
+		}
+		out[name] = ToolRule{Scopes: slices.Clone(t.Scopes), ACRValues: slices.Clone(t.ACRValues), MaxAge: t.MaxAge}
 	}
 	return out, nil
 }

@@ -164,6 +164,23 @@ type Resource struct {
 	// AccessTokenLifetime is the lifetime of its access tokens, whole
 	// seconds; 0 means 5m, at most 1h.
 	AccessTokenLifetime Duration `yaml:"access_token_lifetime"`
+	// Tools maps each MCP tool name (exact match) to what a call needs.
+	// The authorization server publishes it to the gateways that front the
+	// resource, so the tool policy has one source. A tool not listed is
+	// denied.
+	Tools map[string]ToolRule `yaml:"tools"`
+}
+
+// ToolRule is what one MCP tool call needs from the access token.
+type ToolRule struct {
+	// Scopes are all required; each must be one of the resource's scopes.
+	Scopes []string `yaml:"scopes"`
+	// ACRValues, when set, requires the token's acr to be one of them
+	// (RFC 9470 step-up), e.g. urn:openxaa:acr:mfa.
+	ACRValues []string `yaml:"acr_values"`
+	// MaxAge, when set, requires the user's login (auth_time) to be no
+	// older than this.
+	MaxAge Duration `yaml:"max_age"`
 }
 
 // ASClient is a client registered at the authorization server. Its secret

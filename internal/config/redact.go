@@ -162,10 +162,23 @@ func (a AuthServer) clone() AuthServer {
 	}
 	for i := range out.Resources {
 		out.Resources[i].Scopes = slices.Clone(out.Resources[i].Scopes)
+		out.Resources[i].Tools = cloneTools(out.Resources[i].Tools)
 	}
 	for i := range out.Clients {
 		out.Clients[i].Resources = slices.Clone(out.Clients[i].Resources)
 		out.Clients[i].Scopes = slices.Clone(out.Clients[i].Scopes)
+	}
+	return out
+}
+
+// cloneTools deep-copies a tool map. An absent map becomes an empty one,
+// which means the same (no tools) and is what the rendered copy ("tools:
+// {}") parses back to.
+func cloneTools(m map[string]ToolRule) map[string]ToolRule {
+	out := make(map[string]ToolRule, len(m))
+	for name, t := range m {
+		t.Scopes, t.ACRValues = slices.Clone(t.Scopes), slices.Clone(t.ACRValues)
+		out[name] = t
 	}
 	return out
 }

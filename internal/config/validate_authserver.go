@@ -3,6 +3,7 @@ package config
 import (
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -84,6 +85,7 @@ func (a *AuthServer) validate(v *validator, own string, devMode bool) {
 		if lt := time.Duration(r.AccessTokenLifetime); lt != 0 && (lt < time.Second || lt > maxAccessTokenLifetime || lt%time.Second != 0) {
 			v.add(p+".access_token_lifetime", "must be 0 (the default, 5m) or whole seconds from 1s to %s, got %s", maxAccessTokenLifetime, lt)
 		}
+		checkTools(v, p, r.Tools, r.Scopes)
 	}
 
 	ids := map[string]bool{}
@@ -134,6 +136,45 @@ func checkScopes(v *validator, path string, scopes []string) {
 			v.add(fmt.Sprintf("%s[%d]", path, i), "%s is not a valid scope (RFC 6749 §3.3: printable ASCII, no spaces or quotes)", quote(s))
 		} else if slices.Contains(scopes[:i], s) {
 			v.add(fmt.Sprintf("%s[%d]", path, i), "%s is listed twice", quote(s))
+		}
+	}
+}
+
+// checkTools validates a resource's tool -> scope/step-up map; p is the
+// resource's path. Names are exact MCP tool names; each tool needs at
+// least one scope, every one of the resource's own.
+func checkTools(v *validator, p string, tools map[string]ToolRule, scopes []string) {
+	for _, name := range slices.Sorted(maps.Keys(tools)) {
+		t := tools[name]
+		tp := joinMapKey(p+".tools", name)
+		if err := store.CheckToolName(name); err != nil {
+			v.add(tp, "is not a valid MCP tool name: use 1-%d ASCII letters, digits and _ . - /", store.MaxToolNameLen)
+		}
+		if len(t.Scopes) == 0 {
+			v.add(tp+".scopes", "required; list the scopes (from %s.scopes) a call of this tool needs", p)
+		}
+		for i, sc := range t.Scopes {
+			sp := fmt.Sprintf("%s.scopes[%d]", tp, i)
+			switch {
+			case !slices.Contains(scopes, sc):
+				v.add(sp, "%s is not one of the resource's scopes (%s.scopes)", quote(sc), p)
+			case slices.Contains(t.Scopes[:i], sc):
+				v.add(sp, "%s is listed twice", quote(sc))
+			}
+		}
+		for i, acr := range t.ACRValues {
+			ap := fmt.Sprintf("%s.acr_values[%d]", tp, i)
+			switch {
+			case acr == "":
+				v.add(ap, "must not be empty; name an authentication context class, such as %q", "urn:openxaa:acr:mfa")
+			case store.CheckACRValue(acr) != nil:
+				v.add(ap, "%s is not a valid acr value: printable ASCII without spaces, quotes or backslashes, at most 256 bytes", quote(acr))
+			case slices.Contains(t.ACRValues[:i], acr):
+				v.add(ap, "%s is listed twice", quote(acr))
+			}
+		}
+		if ma := time.Duration(t.MaxAge); ma < 0 || ma > store.MaxToolMaxAge || ma%time.Second != 0 {
+			v.add(tp+".max_age", "must be 0 (no limit) or whole seconds up to %s, got %s", store.MaxToolMaxAge, ma)
 		}
 	}
 }

@@ -41,6 +41,14 @@ func TestValidateAuthServerValid(t *testing.T) {
 			c.AuthServer.Resources[0].AccessTokenLifetime = Duration(time.Hour)
 			c.AuthServer.Clients[0].Scopes = []string{"files:read"}
 		}},
+		{"tools", func(c *Config) {
+			c.AuthServer.Resources[0].Tools = map[string]ToolRule{
+				"search_files":           {Scopes: []string{"files:read"}},
+				"fs/write.v2-beta":       {Scopes: []string{"files:read", "files:write"}, ACRValues: []string{"urn:openxaa:acr:mfa", "phr"}, MaxAge: Duration(5 * time.Minute)},
+				"max_age_at_cap":         {Scopes: []string{"files:write"}, MaxAge: Duration(24 * time.Hour)},
+				strings.Repeat("t", 128): {Scopes: []string{"files:read"}},
+			}
+		}},
 		{"private_key_jwt", func(c *Config) {
 			cl := &c.AuthServer.Clients[0]
 			cl.AuthMethod, cl.ClientSecretSHA256, cl.JWKSFile = "private_key_jwt", "", "/etc/xaa/a.jwks.json"
@@ -163,6 +171,58 @@ func TestValidateAuthServerErrors(t *testing.T) {
 			},
 		},
 		{
+			name: "tool names",
+			mutate: func(c *Config) {
+				c.AuthServer.Resources[0].Tools = map[string]ToolRule{
+					"a b":                    {Scopes: []string{"files:read"}},
+					"":                       {Scopes: []string{"files:read"}},
+					strings.Repeat("t", 129): {Scopes: []string{"files:read"}},
+					"s\u00e9arch":            {Scopes: []string{"files:read"}},
+				}
+			},
+			want: []string{
+				`authserver.resources[0].tools[""]: is not a valid MCP tool name: use 1-128 ASCII letters, digits and _ . - /`,
+				`authserver.resources[0].tools["a b"]: is not a valid MCP tool name: use 1-128 ASCII letters, digits and _ . - /`,
+				`authserver.resources[0].tools["séarch"]: is not a valid MCP tool name: use 1-128 ASCII letters, digits and _ . - /`,
+				`authserver.resources[0].tools.` + strings.Repeat("t", 129) + `: is not a valid MCP tool name: use 1-128 ASCII letters, digits and _ . - /`,
+			},
+		},
+		{
+			name: "tool scopes",
+			mutate: func(c *Config) {
+				c.AuthServer.Resources[0].Tools = map[string]ToolRule{
+					"none":    {},
+					"foreign": {Scopes: []string{"files:read", "admin"}},
+					"twice":   {Scopes: []string{"files:write", "files:write"}},
+				}
+			},
+			want: []string{
+				`authserver.resources[0].tools.foreign.scopes[1]: "admin" is not one of the resource's scopes (authserver.resources[0].scopes)`,
+				`authserver.resources[0].tools.none.scopes: required; list the scopes (from authserver.resources[0].scopes) a call of this tool needs`,
+				`authserver.resources[0].tools.twice.scopes[1]: "files:write" is listed twice`,
+			},
+		},
+		{
+			name: "tool step-up",
+			mutate: func(c *Config) {
+				c.AuthServer.Resources[0].Tools = map[string]ToolRule{
+					"a": {Scopes: []string{"files:read"}, ACRValues: []string{"", "a b", `q"`, "mfa", "mfa"}},
+					"b": {Scopes: []string{"files:read"}, MaxAge: Duration(-time.Second)},
+					"c": {Scopes: []string{"files:read"}, MaxAge: Duration(25 * time.Hour)},
+					"d": {Scopes: []string{"files:read"}, MaxAge: Duration(1500 * time.Millisecond)},
+				}
+			},
+			want: []string{
+				`authserver.resources[0].tools.a.acr_values[0]: must not be empty; name an authentication context class, such as "urn:openxaa:acr:mfa"`,
+				`authserver.resources[0].tools.a.acr_values[1]: "a b" is not a valid acr value: printable ASCII without spaces, quotes or backslashes, at most 256 bytes`,
+				`authserver.resources[0].tools.a.acr_values[2]: "q\"" is not a valid acr value: printable ASCII without spaces, quotes or backslashes, at most 256 bytes`,
+				`authserver.resources[0].tools.a.acr_values[4]: "mfa" is listed twice`,
+				`authserver.resources[0].tools.b.max_age: must be 0 (no limit) or whole seconds up to 24h0m0s, got -1s`,
+				`authserver.resources[0].tools.c.max_age: must be 0 (no limit) or whole seconds up to 24h0m0s, got 25h0m0s`,
+				`authserver.resources[0].tools.d.max_age: must be 0 (no limit) or whole seconds up to 24h0m0s, got 1.5s`,
+			},
+		},
+		{
 			name:   "client references an unknown resource",
 			mutate: func(c *Config) { c.AuthServer.Clients[0].Resources = []string{"https://other.example.com/x"} },
 			want:   []string{`authserver.clients[0].resources[0]: "https://other.example.com/x" is not one of authserver.resources`},
@@ -254,5 +314,63 @@ authserver:
 	_, err = Load(writeFile(t, "typo.yaml", file+"      allow_resue: true\n", 0o600), nil)
 	if !errors.Is(err, ErrUnknownKey) || !strings.Contains(err.Error(), "authserver.trusted_issuers[0].allow_resue") {
 		t.Errorf("Load with a typo = %v; want ErrUnknownKey naming the key", err)
+	}
+}
+
+// TestToolsSectionNamesTheLine: a tool error points at the tool's line in
+// the file, and a typo in a tool rule's key is refused.
+func TestToolsSectionNamesTheLine(t *testing.T) {
+	t.Parallel()
+	const file = `keys:
+  wrapping_key_file: /k
+issuers:
+  authserver: https://as.example.com
+authserver:
+  resources:
+    - uri: https://mcp.example.com/crm
+      scopes: [crm:read, crm:export]
+      tools:
+        search_customers: {scopes: [crm:read]}
+        export_customers: {scopes: [crm:export], acr_values: [urn:openxaa:acr:mfa], max_age: 5m}
+        crm/delete: {scopes: [crm:delete]}
+`
+	cfg, err := Load(writeFile(t, "config.yaml", file, 0o600), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tools := cfg.AuthServer.Resources[0].Tools
+	want := ToolRule{Scopes: []string{"crm:export"}, ACRValues: []string{"urn:openxaa:acr:mfa"}, MaxAge: Duration(5 * time.Minute)}
+	if d := cmp.Diff(want, tools["export_customers"]); d != "" || len(tools) != 3 {
+		t.Errorf("tools = %v (-want +got export_customers):\n%s", tools, d)
+	}
+	err = cfg.Validate()
+	if err == nil || !strings.Contains(err.Error(), `:12:31: authserver.resources[0].tools["crm/delete"].scopes[0]: "crm:delete" is not one of`) {
+		t.Errorf("Validate = %v; want the error at line 12", err)
+	}
+
+	_, err = Load(writeFile(t, "typo.yaml", strings.Replace(file, "max_age:", "maxage:", 1), 0o600), nil)
+	if !errors.Is(err, ErrUnknownKey) || !strings.Contains(err.Error(), "authserver.resources[0].tools.export_customers.maxage") {
+		t.Errorf("Load with a typo = %v; want ErrUnknownKey naming the key", err)
+	}
+}
+
+// TestRedactedCopiesTools: Redacted deep-copies the tool maps, so editing
+// the copy leaves the original alone.
+func TestRedactedCopiesTools(t *testing.T) {
+	t.Parallel()
+	mk := func() *Config {
+		c := validAuthServerConfig()
+		c.AuthServer.Resources[0].Tools = map[string]ToolRule{
+			"t": {Scopes: []string{"files:read"}, ACRValues: []string{"mfa"}, MaxAge: Duration(time.Minute)},
+		}
+		return c
+	}
+	c := mk()
+	r := c.Redacted()
+	rt := r.AuthServer.Resources[0].Tools
+	rt["t"].Scopes[0], rt["t"].ACRValues[0] = "x", "y"
+	rt["u"] = ToolRule{}
+	if d := cmp.Diff(mk().AuthServer.Resources[0].Tools, c.AuthServer.Resources[0].Tools); d != "" {
+		t.Errorf("editing the redacted copy changed the original (-want +got):\n%s", d)
 	}
 }

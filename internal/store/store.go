@@ -206,6 +206,8 @@ type Clients interface {
 type Tx interface {
 	Replay
 	Tokens
+	Fences
+	TrustedIssuers
 	Audit
 	SigningKeys
 	Clients

@@ -41,6 +41,9 @@ type dialect struct {
 	// cursor, keeping both from its first revocation. The cursor must
 	// become visible in increasing order; see the 0004 migrations.
 	revokeToken string
+	// raiseFence inserts or raises a fence and gives a change the next
+	// cursor of the same sequence as revokeToken.
+	raiseFence string
 
 	// snapshot is how VerifyAuditChain reads the events and the chain head
 	// consistently.
@@ -57,6 +60,7 @@ func newSQLiteDialect() *dialect {
 		selectAuditHeadForUpdate: selectAuditHeadSQL,
 		selectKeyForUpdate:       selectKeySQL,
 		revokeToken:              revokeTokenSQLite,
+		raiseFence:               raiseFenceSQLite,
 		snapshot:                 &sql.TxOptions{ReadOnly: true},
 		classify:                 classifySQLite,
 	}
@@ -69,6 +73,7 @@ func newPostgresDialect() *dialect {
 		selectAuditHeadForUpdate: selectAuditHeadSQL + " FOR UPDATE",
 		selectKeyForUpdate:       selectKeySQL + " FOR UPDATE",
 		revokeToken:              revokeTokenPostgres,
+		raiseFence:               raiseFencePostgres,
 		snapshot:                 &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true},
 		classify:                 classifyPostgres,
 	}

@@ -156,10 +156,9 @@ FROM tokens WHERE issuer = $1 AND jti = $2`
 	// COALESCE keeps the first revocation time and cursor; a matched row
 	// counts as affected on both databases even when nothing changes.
 	// SQLite runs one writer at a time, so MAX + 1 is assigned and
-	// committed in order.
+	// committed in order. The sequence is shared with fences (0005).
 	revokeTokenSQLite = `UPDATE tokens SET revoked_at = COALESCE(revoked_at, $3),
-    revocation_seq = COALESCE(revocation_seq,
-        (SELECT COALESCE(MAX(revocation_seq), 0) + 1 FROM tokens WHERE revocation_seq IS NOT NULL))
+    revocation_seq = COALESCE(revocation_seq, ` + nextRevocationSeqSQLite + `)
 WHERE issuer = $1 AND jti = $2`
 	// On PostgreSQL the cursor comes from revocation_counter, whose row
 	// lock the transaction holds until it commits: a second revoker waits,

@@ -186,6 +186,33 @@ func (db *DB) ListRevokedTokens(ctx context.Context, issuer string, afterCursor 
 	return db.auto().ListRevokedTokens(ctx, issuer, afterCursor, limit)
 }
 
+// RaiseFence implements store.Fences in its own write transaction.
+func (db *DB) RaiseFence(ctx context.Context, f store.Fence) (out store.Fence, changed bool, err error) {
+	err = db.InTx(ctx, func(tx store.Tx) (err error) {
+		out, changed, err = tx.RaiseFence(ctx, f)
+		return err
+	})
+	if err != nil {
+		return store.Fence{}, false, err
+	}
+	return out, changed, nil
+}
+
+// FenceNotBefore implements store.Fences.
+func (db *DB) FenceNotBefore(ctx context.Context, issuer, clientID, subject string) (time.Time, error) {
+	return db.auto().FenceNotBefore(ctx, issuer, clientID, subject)
+}
+
+// ListFences implements store.Fences.
+func (db *DB) ListFences(ctx context.Context, issuer string, afterCursor int64, limit int) ([]store.Fence, int64, error) {
+	return db.auto().ListFences(ctx, issuer, afterCursor, limit)
+}
+
+// ListRevocations implements store.Fences.
+func (db *DB) ListRevocations(ctx context.Context, issuer string, afterCursor int64, limit int) ([]store.Revocation, int64, error) {
+	return db.auto().ListRevocations(ctx, issuer, afterCursor, limit)
+}
+
 // AppendAudit implements store.Audit. e is updated only if the event
 // committed.
 func (db *DB) AppendAudit(ctx context.Context, e *store.AuditEvent) error {

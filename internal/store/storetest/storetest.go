@@ -26,6 +26,8 @@ type Store interface {
 	store.Transactor
 	store.Replay
 	store.Tokens
+	store.Fences
+	store.TrustedIssuers
 	store.Audit
 	store.SigningKeys
 	store.Clients
@@ -69,6 +71,8 @@ func Run(t *testing.T, newStore func(t *testing.T) Store) {
 			t.Parallel()
 			t.Run("Replay", func(t *testing.T) { t.Parallel(); testReplay(t, v.a) })
 			t.Run("Tokens", func(t *testing.T) { t.Parallel(); testTokens(t, v.a) })
+			t.Run("Fences", func(t *testing.T) { t.Parallel(); testFences(t, v.a) })
+			t.Run("TrustedIssuers", func(t *testing.T) { t.Parallel(); testTrustedIssuers(t, v.a) })
 			t.Run("Audit", func(t *testing.T) { t.Parallel(); testAudit(t, v.a, s) })
 			t.Run("SigningKeys", func(t *testing.T) { t.Parallel(); testSigningKeys(t, v.a) })
 			t.Run("Clients", func(t *testing.T) { t.Parallel(); testClients(t, v.a) })
@@ -81,6 +85,7 @@ func Run(t *testing.T, newStore func(t *testing.T) Store) {
 	}
 	t.Run("AuditLimits", func(t *testing.T) { t.Parallel(); testAuditLimits(t, s) })
 	t.Run("Transactions", func(t *testing.T) { t.Parallel(); testTransactions(t, s) })
+	t.Run("FenceTransactions", func(t *testing.T) { t.Parallel(); testFenceTransactions(t, s) })
 	t.Run("DirectoryTransactions", func(t *testing.T) { t.Parallel(); testDirectoryTransactions(t, s) })
 	t.Run("Cancellation", func(t *testing.T) { t.Parallel(); testCancellation(t, s) })
 }
