@@ -38,6 +38,11 @@ redeems them for audience-bound access tokens.`,
 		newPolicyCommand(e),
 		newSeedCommand(e),
 		newFenceCommand(e),
+		newLoginCommand(e),
+		newTokenCommand(e),
+		newToolsCommand(e),
+		newCallCommand(e),
+		newBridgeCommand(e),
 	)
 	return root
 }
