@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,10 +19,10 @@ import (
 )
 
 func newServeCommand(e *env) *cobra.Command {
-	var idp, authserver bool
+	var idp, authserver, gw bool
 	c := &cobra.Command{
 		Use:   "serve",
-		Short: "Run the server: the IdP and the resource authorization server of the config",
+		Short: "Run the server: the IdP, the resource authorization server and the MCP gateway of the config",
 		Long: `serve runs OpenXAA on listen.addr: /healthz, /readyz (checks the database),
 and each selected role under its issuer's host and path: the IdP
 (issuers.idp) and the resource authorization server (issuers.authserver,
@@ -30,7 +32,9 @@ path-inserted location. Prometheus metrics are served on
 listen.admin_addr only. Signing keys are created on first start, reloaded
 every 30 s, retired when due and rotated every keys.rotate_every. With
 seed_file set, that directory seed is applied (as by xaa seed) before
-listening; a broken seed stops startup.`,
+listening; a broken seed stops startup.
+
+` + gatewayHelp,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadConfig(cmd, e)
@@ -44,11 +48,15 @@ listening; a broken seed stops startup.`,
 			if authserver {
 				only = append(only, "authserver")
 			}
+			if gw {
+				only = append(only, roleGateway)
+			}
 			return serve(cmd.Context(), cfg, only, e)
 		},
 	}
 	c.Flags().BoolVar(&idp, "idp", false, "serve the IdP role (default: every role with a configured issuer)")
 	c.Flags().BoolVar(&authserver, "authserver", false, "serve the authorization-server role (default: every role with a configured issuer)")
+	c.Flags().BoolVar(&gw, "gateway", false, "serve the MCP gateway role (default: on when gateway.routes is set)")
 	return c
 }
 
@@ -63,7 +71,7 @@ func serve(ctx context.Context, cfg *config.Config, only []string, e *env) error
 	if err := checkSchema(ctx, db); err != nil {
 		return err
 	}
-	rs, err := selectRoles(cfg, only)
+	rs, withGateway, err := serveRoles(cfg, only)
 	if err != nil {
 		return err
 	}
@@ -72,11 +80,13 @@ func serve(ctx context.Context, cfg *config.Config, only []string, e *env) error
 	if err := applySeedFile(ctx, cfg, db, logger); err != nil {
 		return err
 	}
-	wk, err := wrappingKey(cfg)
-	if err != nil {
-		return err
+	var wk []byte
+	if len(rs) > 0 { // only roles that sign need the wrapping key
+		if wk, err = wrappingKey(cfg); err != nil {
+			return err
+		}
+		defer clear(wk)
 	}
-	defer clear(wk)
 	mux := http.NewServeMux()
 	managers := make(map[string]*keyring.Manager, len(rs))
 	roots := make(map[string]string, len(rs))
@@ -117,6 +127,18 @@ func serve(ctx context.Context, cfg *config.Config, only []string, e *env) error
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	var bodyLimit int64
+	ready := db.Ping
+	var gwStarted atomic.Bool
+	if withGateway {
+		bodyLimit = gatewayBodyLimit
+		ready = func(ctx context.Context) error {
+			if !gwStarted.Load() {
+				return errors.New("the gateway is starting")
+			}
+			return db.Ping(ctx)
+		}
+	}
 	srv, err := httpserver.New(httpserver.Options{
 		Name:        "xaa",
 		Addr:        cfg.Listen.Addr,
@@ -124,7 +146,8 @@ func serve(ctx context.Context, cfg *config.Config, only []string, e *env) error
 		Handler:     mux,
 		Registry:    reg,
 		Logger:      logger,
-		Ready:       db.Ping,
+		Ready:       ready,
+		BodyLimit:   bodyLimit,
 		TLSCertFile: cfg.Listen.TLSCertFile,
 		TLSKeyFile:  cfg.Listen.TLSKeyFile,
 	})
@@ -150,7 +173,13 @@ func serve(ctx context.Context, cfg *config.Config, only []string, e *env) error
 		defer close(done)
 		maintain(ctx, db, managers, time.Duration(cfg.Keys.RotateEvery), logger)
 	}()
-	err = srv.Serve(ctx)
+	if withGateway {
+		// The gateway starts once the listener serves: its routes may name
+		// an authorization server of this very process.
+		err = serveWithGateway(ctx, cfg, db, e.getenv, srv, mux, &gwStarted, logger)
+	} else {
+		err = srv.Serve(ctx)
+	}
 	cancel()
 	<-done
 	return err

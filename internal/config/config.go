@@ -42,6 +42,9 @@ type Config struct {
 	// TokenRateLimit bounds the token endpoints of both roles, so that one
 	// stolen client secret or one noisy address cannot mint without bound.
 	TokenRateLimit TokenRateLimit `yaml:"token_rate_limit"`
+	// Gateway configures the MCP gateway role: protected MCP endpoints
+	// mounted on listen.addr, each in front of an upstream MCP server.
+	Gateway Gateway `yaml:"gateway"`
 
 	// sources records where each value came from (file position or
 	// environment variable), keyed by dotted path, so that Validate can

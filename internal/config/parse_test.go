@@ -67,8 +67,8 @@ func TestParseErrors(t *testing.T) {
 		},
 		{
 			name: "unknown top-level key without suggestion",
-			yaml: "gateway: {}\n",
-			want: []string{`config.yaml:1:1: gateway: unknown key; valid keys at the top level are: database, keys, log, listen, issuers, dev_mode, seed_file, authserver, token_rate_limit`},
+			yaml: "frontdoor: {}\n",
+			want: []string{`config.yaml:1:1: frontdoor: unknown key; valid keys at the top level are: database, keys, log, listen, issuers, dev_mode, seed_file, authserver, token_rate_limit, gateway`},
 			kind: ErrUnknownKey,
 		},
 		{

@@ -21,6 +21,7 @@ func (c *Config) Redacted() *Config {
 	r.Listen.TrustedProxies = slices.Clone(c.Listen.TrustedProxies)
 	r.sources = maps.Clone(c.sources)
 	r.AuthServer = c.AuthServer.clone()
+	r.Gateway = c.Gateway.redacted()
 	if r.Keys.WrappingKey != "" {
 		r.Keys.WrappingKey = redactedText
 	}
@@ -93,7 +94,7 @@ func redactURL(s string) string {
 	}
 	switch u.Scheme {
 	case "sqlite", "file":
-	case "postgres", "postgresql":
+	case "postgres", "postgresql", "http", "https": // http(s): gateway upstream URLs
 		if u.Opaque != "" {
 			return redactedText
 		}

@@ -26,6 +26,7 @@ func (c *Config) Validate() error {
 	validateSeedFile(v, c.SeedFile)
 	c.AuthServer.validate(v, c.Issuers.AuthServer, c.DevMode)
 	c.TokenRateLimit.validate(v)
+	c.Gateway.validate(v, c.DevMode)
 	return v.errs.err("")
 }
 

@@ -1,0 +1,269 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os/user"
+	"strings"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/openxaa/xaa/internal/authserver"
+	"github.com/openxaa/xaa/internal/config"
+	"github.com/openxaa/xaa/internal/directory"
+	"github.com/openxaa/xaa/internal/store"
+	"github.com/openxaa/xaa/xaaclient"
+)
+
+// demoClient is one user of the unattended scenario: the xaa client
+// library as the requesting app "assistant", signing in through the real
+// login form.
+func demoClient(l demoLayout, s *demoSecrets, u demoUser) (*xaaclient.Client, error) {
+	return xaaclient.New(&xaaclient.Options{
+		Issuer:            l.idp,
+		Client:            xaaclient.Credentials{ClientID: "assistant", ClientSecret: s.AppSecret},
+		AuthServers:       map[string]xaaclient.Credentials{l.as: {ClientID: "assistant", ClientSecret: s.AppSecret}},
+		MemoryOnly:        true,
+		AllowLoopbackHTTP: true,
+		Browser:           scriptedBrowser(u),
+		StepUp:            func(context.Context, *xaaclient.StepUpChallenge) error { return nil },
+		Logger:            slog.New(slog.DiscardHandler),
+	})
+}
+
+// callTool connects through the gateway with XAA and calls one tool.
+func callTool(ctx context.Context, c *xaaclient.Client, endpoint, tool string, args map[string]any) (string, error) {
+	cs, err := connect(ctx, c, endpoint)
+	if err != nil {
+		return "", err
+	}
+	defer cs.Close()
+	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: tool, Arguments: args})
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	for _, ct := range res.Content {
+		if t, ok := ct.(*mcp.TextContent); ok {
+			b.WriteString(t.Text)
+		}
+	}
+	if res.IsError {
+		return "", fmt.Errorf("tool error: %s", b.String())
+	}
+	return b.String(), nil
+}
+
+type demoCheck struct {
+	w      io.Writer
+	failed []string
+}
+
+func (d *demoCheck) step(name, expect string, fn func() (string, error)) {
+	fmt.Fprintf(d.w, "\n== %s\n   expect: %s\n", name, expect)
+	got, err := fn()
+	if err != nil {
+		d.failed = append(d.failed, name)
+		fmt.Fprintf(d.w, "   FAIL: %v\n", err)
+		return
+	}
+	fmt.Fprintf(d.w, "   ok: %s\n", got)
+}
+
+func clip(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
+}
+
+// runDemoCheck runs the guided scenario unattended against the running
+// demo and reports each step.
+func runDemoCheck(ctx context.Context, w io.Writer, l demoLayout, s *demoSecrets) error {
+	totp, err := directory.ParseTOTPSecret(s.AliceTOTP)
+	if err != nil {
+		return err
+	}
+	bob, err := demoClient(l, s, demoUser{username: "bob", password: s.BobPassword})
+	if err != nil {
+		return err
+	}
+	dana, err := demoClient(l, s, demoUser{username: "dana", password: s.DanaPassword})
+	if err != nil {
+		return err
+	}
+	alice, err := demoClient(l, s, demoUser{username: "alice", password: s.AlicePassword, totp: totp})
+	if err != nil {
+		return err
+	}
+	d := &demoCheck{w: w}
+	fmt.Fprintf(w, "xaa demo --check: IdP %s, authorization server %s, gateway %s and %s\n", l.idp, l.as, l.filesResource, l.crmResource)
+
+	d.step("1. allowed: bob (staff) lists files", "the call succeeds with files:read", func() (string, error) {
+		out, err := callTool(ctx, bob, l.filesResource, "list_files", nil)
+		if err != nil {
+			return "", err
+		}
+		if !strings.Contains(out, "welcome.txt") {
+			return "", fmt.Errorf("listing lacks welcome.txt: %s", clip(out, 200))
+		}
+		return clip(out, 120), nil
+	})
+	d.step("2. narrowed: bob asks for files:read files:write", "the IdP grants files:read only; write_file is refused", func() (string, error) {
+		tok, err := bob.Token(ctx, l.filesResource, "files:read", "files:write")
+		if err != nil {
+			return "", fmt.Errorf("token: %w", err)
+		}
+		granted, _ := tok.Extra("scope").(string)
+		if granted != "files:read" {
+			return "", fmt.Errorf("granted scope %q, want files:read", granted)
+		}
+		_, err = callTool(ctx, bob, l.filesResource, "write_file", map[string]any{"path": "bob.txt", "content": "hi"})
+		if err == nil {
+			return "", errors.New("write_file succeeded for bob")
+		}
+		if !errors.Is(err, xaaclient.ErrInsufficientScope) && !errors.Is(err, xaaclient.ErrDenied) {
+			return "", fmt.Errorf("write_file failed for another reason: %w", err)
+		}
+		return fmt.Sprintf("granted %q; write_file: %s", granted, clip(err.Error(), 160)), nil
+	})
+	d.step("3. denied by policy: bob (not in sales or eng) searches the CRM", "the IdP refuses with access_denied naming the rule", func() (string, error) {
+		_, err := callTool(ctx, bob, l.crmResource, "search_customers", map[string]any{"query": "grace"})
+		var de *xaaclient.DeniedError
+		if !errors.As(err, &de) {
+			return "", fmt.Errorf("want a denial, got %v", err)
+		}
+		return clip(de.Error(), 200), nil
+	})
+	d.step("4a. allowed: dana (sales) searches the CRM", "crm:read is granted and the search runs", func() (string, error) {
+		out, err := callTool(ctx, dana, l.crmResource, "search_customers", map[string]any{"query": "grace"})
+		if err != nil {
+			return "", err
+		}
+		return clip(out, 120), nil
+	})
+	d.step("4b. step-up rule: export_customers needs crm:export and an MFA login <= 5 min old", "alice (eng, TOTP) signs in with her second factor and exports", func() (string, error) {
+		out, err := callTool(ctx, alice, l.crmResource, "export_customers", map[string]any{})
+		if err != nil {
+			return "", err
+		}
+		if !strings.Contains(out, "Grace Hopper") {
+			return "", fmt.Errorf("export lacks rows: %s", clip(out, 200))
+		}
+		return clip(out, 120), nil
+	})
+	d.step("4c. refused: dana (sales) exports customers", "crm:export is not granted to sales, the export never runs", func() (string, error) {
+		_, err := callTool(ctx, dana, l.crmResource, "export_customers", map[string]any{})
+		if err == nil {
+			return "", errors.New("export succeeded for dana")
+		}
+		if !errors.Is(err, xaaclient.ErrInsufficientScope) && !errors.Is(err, xaaclient.ErrDenied) {
+			return "", fmt.Errorf("export failed for another reason: %w", err)
+		}
+		return clip(err.Error(), 160), nil
+	})
+	d.step("5. revoked: the assistant -> files connection is revoked while alice works", "the gateway refuses her live token after its next poll and the IdP refuses new ID-JAGs", func() (string, error) {
+		if _, err := callTool(ctx, alice, l.filesResource, "read_file", map[string]any{"path": "welcome.txt"}); err != nil {
+			return "", fmt.Errorf("before revocation: %w", err)
+		}
+		start := time.Now()
+		if err := revokeDemoConnection(ctx, l, "assistant", l.filesResource); err != nil {
+			return "", err
+		}
+		for {
+			_, err := callTool(ctx, alice, l.filesResource, "read_file", map[string]any{"path": "welcome.txt"})
+			if err != nil {
+				var de *xaaclient.DeniedError
+				if !errors.As(err, &de) {
+					return "", fmt.Errorf("after revocation: want a denial, got %w", err)
+				}
+				return fmt.Sprintf("refused %.1fs after the revocation: %s", time.Since(start).Seconds(), clip(de.Error(), 160)), nil
+			}
+			if time.Since(start) > 15*time.Second {
+				return "", errors.New("alice could still read files 15 s after the revocation")
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	})
+	if len(d.failed) > 0 {
+		return fmt.Errorf("demo check failed: %s", strings.Join(d.failed, "; "))
+	}
+	fmt.Fprintln(w, "\nall demo steps behaved as expected")
+	return nil
+}
+
+// revokeDemoConnection revokes the connection at the IdP (no new ID-JAGs)
+// and fences the app's tokens at the authorization server (no redemption
+// of older ID-JAGs; gateways drop older access tokens on their next poll).
+func revokeDemoConnection(ctx context.Context, l demoLayout, app, resource string) error {
+	cfg, err := config.Load(l.config, func(string) string { return "" })
+	if err != nil {
+		return err
+	}
+	db, err := openStore(ctx, cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	conn, err := db.FindConnection(ctx, app, resource)
+	if err != nil {
+		return fmt.Errorf("find the connection: %w", err)
+	}
+	now := time.Now().UTC()
+	actor := "demo"
+	if u, err := user.Current(); err == nil {
+		actor = "demo:" + u.Username
+	}
+	err = db.InTx(ctx, func(tx store.Tx) error {
+		if err := tx.UpdateConnection(ctx, conn.ID, func(c store.Connection) (store.Connection, error) {
+			c.Status, c.RevokedAt = store.ConnectionRevoked, now
+			return c, nil
+		}); err != nil {
+			return err
+		}
+		return tx.AppendAudit(ctx, &store.AuditEvent{
+			Time: now, Type: "connection.revoked", Actor: actor, ClientID: app, Outcome: "allow",
+			Rule: "connection.revoke", Reason: "revoked in the demo scenario",
+			Data: map[string]string{"connection_id": conn.ID, "resource": resource},
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("revoke the connection: %w", err)
+	}
+	_, _, err = authserver.RaiseFence(ctx, db, l.as, authserver.FenceRequest{
+		ClientID: app, Reason: "connection " + conn.ID + " revoked", Actor: actor, Now: now,
+	})
+	return err
+}
+
+func printDemoGuide(w io.Writer, l demoLayout, s *demoSecrets) {
+	fmt.Fprintf(w, `
+OpenXAA demo is running (Ctrl-C stops it). State: %[1]s
+
+  IdP                      %[2]s   (users: alice / %[7]s + TOTP %[8]s, bob / %[9]s, dana / %[10]s)
+  authorization server     %[3]s
+  gateway -> files (HTTP)  %[4]s
+  gateway -> crm (stdio)   %[5]s
+
+In another terminal (the CLI acts as the requesting app "assistant"):
+
+  xaa login --profile %[6]s                     # sign in as bob in the browser
+  xaa tools --profile %[6]s %[4]s               # allowed: bob sees list_files, read_file
+  xaa call  --profile %[6]s %[4]s write_file path=x.txt content=hi
+                                                # narrowed: bob holds files:read only -> insufficient_scope
+  xaa call  --profile %[6]s %[5]s search_customers query=grace
+                                                # denied by policy: bob is in neither sales nor eng
+  xaa login --profile %[6]s                     # now sign in as alice (password, then TOTP)
+  xaa call  --profile %[6]s %[5]s export_customers
+                                                # step-up rule: crm:export needs MFA within 5 min
+  xaa fence add --config %[11]s --client assistant --reason demo
+                                                # revoked: live tokens die at the gateway's next poll
+
+Or run every step unattended: xaa demo --check
+`, l.dir, l.idp, l.as, l.filesResource, l.crmResource, l.client, s.AlicePassword, s.AliceTOTP, s.BobPassword, s.DanaPassword, l.config)
+}
