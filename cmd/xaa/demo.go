@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -18,6 +19,7 @@ import (
 	"github.com/openxaa/xaa/examples/crm"
 	"github.com/openxaa/xaa/examples/files"
 	"github.com/openxaa/xaa/internal/config"
+	"github.com/openxaa/xaa/internal/directory"
 )
 
 // DefaultDemoPort is where `xaa demo` listens unless --port says otherwise.
@@ -60,7 +62,7 @@ step-up rule, revoked) and exits non-zero if any step misbehaves.`,
 	c.Flags().IntVar(&port, "port", DefaultDemoPort, "loopback port of the IdP, authorization server and gateway")
 	c.Flags().BoolVar(&check, "check", false, "run the scenario unattended and exit (non-zero when a step misbehaves)")
 	c.Flags().BoolVar(&reset, "reset", false, "delete the state directory first")
-	c.AddCommand(newDemoMCPServerCommand(e))
+	c.AddCommand(newDemoMCPServerCommand(e), newDemoTOTPCommand(e))
 	return c
 }
 
@@ -82,9 +84,50 @@ func newDemoMCPServerCommand(e *env) *cobra.Command {
 	}
 }
 
+// newDemoTOTPCommand prints alice's current one-time code, for a demo
+// user without an authenticator app at hand.
+func newDemoTOTPCommand(e *env) *cobra.Command {
+	var stateDir string
+	c := &cobra.Command{
+		Use:   "totp",
+		Short: "Print the demo user alice's current TOTP code",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if stateDir == "" {
+				d, err := defaultDemoStateDir(e)
+				if err != nil {
+					return err
+				}
+				stateDir = d
+			}
+			s, err := readDemoSecrets(filepath.Join(stateDir, "secrets.json"))
+			if err != nil {
+				return err
+			}
+			secret, err := directory.ParseTOTPSecret(s.AliceTOTP)
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintln(e.stdout, directory.TOTPCode(secret, directory.TOTPStep(time.Now())))
+			return err
+		},
+	}
+	c.Flags().StringVar(&stateDir, "state-dir", "", "the demo's state directory (default: $XDG_STATE_HOME/xaa/demo)")
+	return c
+}
+
 type nopWriteCloser struct{ io.Writer }
 
 func (nopWriteCloser) Close() error { return nil }
+
+// demoCommand is how the guide spells the xaa command: `go run ./cmd/xaa`
+// when this process came from go run, else the binary's path.
+func demoCommand(exe string) string {
+	if strings.Contains(exe, "go-build") {
+		return "go run ./cmd/xaa"
+	}
+	return exe
+}
 
 func defaultDemoStateDir(e *env) (string, error) {
 	if d := e.getenv("XDG_STATE_HOME"); d != "" {
@@ -190,7 +233,7 @@ func runDemo(ctx context.Context, e *env, stateDir string, port int, check bool)
 		}
 		return err
 	}
-	printDemoGuide(e.stdout, l, secrets)
+	printDemoGuide(e.stdout, l, secrets, demoCommand(exe))
 	select {
 	case err := <-serveErr:
 		return err

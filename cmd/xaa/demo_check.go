@@ -241,29 +241,41 @@ func revokeDemoConnection(ctx context.Context, l demoLayout, app, resource strin
 	return err
 }
 
-func printDemoGuide(w io.Writer, l demoLayout, s *demoSecrets) {
+func printDemoGuide(w io.Writer, l demoLayout, s *demoSecrets, xaa string) {
+	p := "--profile " + l.client
 	fmt.Fprintf(w, `
 OpenXAA demo is running (Ctrl-C stops it). State: %[1]s
 
-  IdP                      %[2]s   (users: alice / %[7]s + TOTP %[8]s, bob / %[9]s, dana / %[10]s)
+  IdP                      %[2]s
   authorization server     %[3]s
   gateway -> files (HTTP)  %[4]s
   gateway -> crm (stdio)   %[5]s
 
-In another terminal (the CLI acts as the requesting app "assistant"):
+  users (password):        alice (%[6]s, plus TOTP), bob (%[7]s), dana (%[8]s)
+  alice's TOTP secret:     %[9]s   (or: %[10]s demo totp --state-dir %[1]s)
 
-  xaa login --profile %[6]s                     # sign in as bob in the browser
-  xaa tools --profile %[6]s %[4]s               # allowed: bob sees list_files, read_file
-  xaa call  --profile %[6]s %[4]s write_file path=x.txt content=hi
-                                                # narrowed: bob holds files:read only -> insufficient_scope
-  xaa call  --profile %[6]s %[5]s search_customers query=grace
-                                                # denied by policy: bob is in neither sales nor eng
-  xaa login --profile %[6]s                     # now sign in as alice (password, then TOTP)
-  xaa call  --profile %[6]s %[5]s export_customers
-                                                # step-up rule: crm:export needs MFA within 5 min
-  xaa fence add --config %[11]s --client assistant --reason demo
-                                                # revoked: live tokens die at the gateway's next poll
+In another terminal; the CLI is the requesting app "assistant", and a browser opens for each login:
 
-Or run every step unattended: xaa demo --check
-`, l.dir, l.idp, l.as, l.filesResource, l.crmResource, l.client, s.AlicePassword, s.AliceTOTP, s.BobPassword, s.DanaPassword, l.config)
+  # 1. allowed: sign in as bob (staff); he may list and read files
+  %[10]s login %[11]s
+  %[10]s tools %[11]s %[4]s
+  %[10]s call %[11]s %[4]s read_file path=welcome.txt
+
+  # 2. narrowed: bob holds files:read only, so writing is refused with insufficient_scope
+  %[10]s call %[11]s %[4]s write_file path=x.txt content=hi
+
+  # 3. denied by policy: bob is in neither sales nor eng; the IdP says which rule
+  %[10]s call %[11]s %[5]s search_customers query=grace
+
+  # 4. step-up: sign in as alice (eng; password, then her one-time code);
+  #    export_customers needs crm:export and an MFA login no older than 5 minutes
+  %[10]s login %[11]s
+  %[10]s call %[11]s %[5]s export_customers
+
+  # 5. revoked: fence the app's tokens; the gateway drops them at its next poll (2 s here)
+  %[10]s fence add --config %[12]s --client assistant --reason "demo revocation"
+  %[10]s call %[11]s %[4]s read_file path=welcome.txt
+
+Or run every step unattended: %[10]s demo --check
+`, l.dir, l.idp, l.as, l.filesResource, l.crmResource, s.AlicePassword, s.BobPassword, s.DanaPassword, s.AliceTOTP, xaa, p, l.config)
 }

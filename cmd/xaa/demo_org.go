@@ -65,31 +65,37 @@ func demoDigest(s string) string {
 // loadOrCreateSecrets reads the state directory's secrets, creating them
 // on first run.
 func loadOrCreateSecrets(path string) (*demoSecrets, error) {
-	data, err := os.ReadFile(path)
-	if err == nil {
-		var s demoSecrets
-		if err := json.Unmarshal(data, &s); err != nil {
-			return nil, fmt.Errorf("%s: %w (delete the state directory or run with --reset)", path, err)
-		}
-		return &s, nil
-	}
+	s, err := readDemoSecrets(path)
 	if !errors.Is(err, fs.ErrNotExist) {
-		return nil, err
+		return s, err
 	}
 	totp, err := directory.GenerateTOTPSecret()
 	if err != nil {
 		return nil, err
 	}
-	s := &demoSecrets{
+	s = &demoSecrets{
 		AppSecret: randomSecret(), NotesSecret: randomSecret(), GatewaySecret: randomSecret(),
 		AlicePassword: "alice-" + rand.Text()[:12], BobPassword: "bob-" + rand.Text()[:12], DanaPassword: "dana-" + rand.Text()[:12],
 		AliceTOTP: directory.EncodeTOTPSecret(totp), UpstreamSecret: randomSecret(),
 	}
-	data, err = json.MarshalIndent(s, "", "  ")
+	data, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {
 		return nil, err
 	}
 	return s, writeFileAtomic(path, append(data, '\n'), 0o600)
+}
+
+// readDemoSecrets reads a state directory's secrets.
+func readDemoSecrets(path string) (*demoSecrets, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var s demoSecrets
+	if err := json.Unmarshal(data, &s); err != nil {
+		return nil, fmt.Errorf("%s: %w (delete the state directory or run xaa demo --reset)", path, err)
+	}
+	return &s, nil
 }
 
 func writeFileAtomic(path string, data []byte, mode fs.FileMode) error {
@@ -273,6 +279,7 @@ log:
   format: text
 listen:
   addr: "127.0.0.1:%[3]s"
+  admin_addr: "127.0.0.1:0"
 issuers:
   idp: %[4]q
   authserver: %[5]q
