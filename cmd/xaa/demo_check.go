@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os/user"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -22,7 +23,7 @@ import (
 // demoClient is one user of the unattended scenario: the xaa client
 // library as the requesting app "assistant", signing in through the real
 // login form.
-func demoClient(l demoLayout, s *demoSecrets, u demoUser) (*xaaclient.Client, error) {
+func demoClient(l demoLayout, s *demoSecrets, u demoUser, stepUps *atomic.Int32) (*xaaclient.Client, error) {
 	return xaaclient.New(&xaaclient.Options{
 		Issuer:            l.idp,
 		Client:            xaaclient.Credentials{ClientID: "assistant", ClientSecret: s.AppSecret},
@@ -30,8 +31,11 @@ func demoClient(l demoLayout, s *demoSecrets, u demoUser) (*xaaclient.Client, er
 		MemoryOnly:        true,
 		AllowLoopbackHTTP: true,
 		Browser:           scriptedBrowser(u),
-		StepUp:            func(context.Context, *xaaclient.StepUpChallenge) error { return nil },
-		Logger:            slog.New(slog.DiscardHandler),
+		StepUp: func(context.Context, *xaaclient.StepUpChallenge) error {
+			stepUps.Add(1)
+			return nil
+		},
+		Logger: slog.New(slog.DiscardHandler),
 	})
 }
 
@@ -89,15 +93,16 @@ func runDemoCheck(ctx context.Context, w io.Writer, l demoLayout, s *demoSecrets
 	if err != nil {
 		return err
 	}
-	bob, err := demoClient(l, s, demoUser{username: "bob", password: s.BobPassword})
+	var bobStepUps, danaStepUps, aliceStepUps atomic.Int32
+	bob, err := demoClient(l, s, demoUser{username: "bob", password: s.BobPassword}, &bobStepUps)
 	if err != nil {
 		return err
 	}
-	dana, err := demoClient(l, s, demoUser{username: "dana", password: s.DanaPassword})
+	dana, err := demoClient(l, s, demoUser{username: "dana", password: s.DanaPassword}, &danaStepUps)
 	if err != nil {
 		return err
 	}
-	alice, err := demoClient(l, s, demoUser{username: "alice", password: s.AlicePassword, totp: totp})
+	alice, err := demoClient(l, s, demoUser{username: "alice", password: s.AlicePassword, totp: totp}, &aliceStepUps)
 	if err != nil {
 		return err
 	}
@@ -147,16 +152,27 @@ func runDemoCheck(ctx context.Context, w io.Writer, l demoLayout, s *demoSecrets
 		}
 		return clip(out, 120), nil
 	})
-	d.step("4b. step-up rule: export_customers needs crm:export and an MFA login <= 5 min old", "alice (eng, TOTP) signs in with her second factor and exports", func() (string, error) {
-		out, err := callTool(ctx, alice, l.crmResource, "export_customers", map[string]any{})
-		if err != nil {
-			return "", err
-		}
-		if !strings.Contains(out, "Grace Hopper") {
-			return "", fmt.Errorf("export lacks rows: %s", clip(out, 200))
-		}
-		return clip(out, 120), nil
-	})
+	d.step("4b. step-up: alice (eng, TOTP enrolled) signs in with her password and searches, then exports",
+		"export_customers needs crm:export and an MFA login <= 5 min old: the IdP sends her back for her one-time code, then the export runs",
+		func() (string, error) {
+			if _, err := callTool(ctx, alice, l.crmResource, "search_customers", map[string]any{"query": "ada"}); err != nil {
+				return "", fmt.Errorf("search with the password-only login: %w", err)
+			}
+			if n := aliceStepUps.Load(); n != 0 {
+				return "", fmt.Errorf("the search asked for %d step-ups, want none", n)
+			}
+			out, err := callTool(ctx, alice, l.crmResource, "export_customers", map[string]any{})
+			if err != nil {
+				return "", err
+			}
+			if aliceStepUps.Load() == 0 {
+				return "", errors.New("the export ran without a step-up")
+			}
+			if !strings.Contains(out, "Grace Hopper") {
+				return "", fmt.Errorf("export lacks rows: %s", clip(out, 200))
+			}
+			return fmt.Sprintf("%d step-up, then %s", aliceStepUps.Load(), clip(out, 100)), nil
+		})
 	d.step("4c. refused: dana (sales) exports customers", "crm:export is not granted to sales, the export never runs", func() (string, error) {
 		_, err := callTool(ctx, dana, l.crmResource, "export_customers", map[string]any{})
 		if err == nil {

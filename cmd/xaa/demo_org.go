@@ -285,6 +285,10 @@ issuers:
   authserver: %[5]q
 dev_mode: true
 seed_file: %[6]q
+idp:
+  # Users enrolled in TOTP give their code only when a request needs MFA,
+  # so the demo shows a real step-up.
+  mfa: on_demand
 authserver:
   trusted_issuers:
     - issuer: %[4]q

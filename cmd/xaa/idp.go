@@ -32,6 +32,7 @@ func newIdP(cfg *config.Config, db *sqlstore.DB, keys *keyring.Manager, wk []byt
 		TOTP:           totp,
 		AuditKey:       auditKey,
 		DevMode:        cfg.DevMode,
+		MFAOnDemand:    cfg.IdP.MFA == config.MFAOnDemand,
 		TokenRateLimit: tokenLimit(cfg.TokenRateLimit),
 		ClientIP:       clientIP,
 		Logger:         logger.With("role", "idp"),

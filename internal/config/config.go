@@ -42,6 +42,8 @@ type Config struct {
 	// TokenRateLimit bounds the token endpoints of both roles, so that one
 	// stolen client secret or one noisy address cannot mint without bound.
 	TokenRateLimit TokenRateLimit `yaml:"token_rate_limit"`
+	// IdP holds the identity provider's login policy.
+	IdP IdP `yaml:"idp"`
 	// Gateway configures the MCP gateway role: protected MCP endpoints
 	// mounted on listen.addr, each in front of an upstream MCP server.
 	Gateway Gateway `yaml:"gateway"`
@@ -262,6 +264,7 @@ func DefaultIn(dataDir string) *Config {
 			AdminAddr: "127.0.0.1:9090",
 		},
 		// internal/oauth's defaults, spelled out so the example can show them.
+		IdP:            IdP{MFA: MFAAlways},
 		TokenRateLimit: TokenRateLimit{PerClient: 100, PerAddress: 100, Burst: 200},
 	}
 }

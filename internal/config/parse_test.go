@@ -68,7 +68,7 @@ func TestParseErrors(t *testing.T) {
 		{
 			name: "unknown top-level key without suggestion",
 			yaml: "frontdoor: {}\n",
-			want: []string{`config.yaml:1:1: frontdoor: unknown key; valid keys at the top level are: database, keys, log, listen, issuers, dev_mode, seed_file, authserver, token_rate_limit, gateway`},
+			want: []string{`config.yaml:1:1: frontdoor: unknown key; valid keys at the top level are: database, keys, log, listen, issuers, dev_mode, seed_file, authserver, token_rate_limit, idp, gateway`},
 			kind: ErrUnknownKey,
 		},
 		{
@@ -435,6 +435,7 @@ token_rate_limit:
 		Issuers:        Issuers{IdP: "https://idp.example.com", AuthServer: "https://as.example.com/tenant-a"},
 		DevMode:        true,
 		TokenRateLimit: TokenRateLimit{PerClient: 2.5, PerAddress: 50, Burst: 5, Disabled: true},
+		IdP:            IdP{MFA: MFAAlways},
 	}
 	if diff := cmp.Diff(want, got, ignoreSources); diff != "" {
 		t.Errorf("config (-want +got):\n%s", diff)

@@ -24,6 +24,7 @@ func (c *Config) Validate() error {
 	c.Listen.validate(v)
 	c.Issuers.validate(v, c.DevMode)
 	validateSeedFile(v, c.SeedFile)
+	c.IdP.validate(v)
 	c.AuthServer.validate(v, c.Issuers.AuthServer, c.DevMode)
 	c.TokenRateLimit.validate(v)
 	c.Gateway.validate(v, c.DevMode)

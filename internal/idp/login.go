@@ -171,7 +171,7 @@ func (s *Server) passwordStep(w http.ResponseWriter, r *http.Request, p pendingL
 		s.loginFailed(w, r, p, username, u.ID, "the user is disabled", descLoginFailed, now)
 		return
 	}
-	if u.TOTPSealed != nil {
+	if u.TOTPSealed != nil && (p.Req.RequireMFA || !s.cfg.MFAOnDemand) {
 		p.Stage, p.UserID, p.CSRF = stageTOTP, u.ID, randomToken()
 		s.writePending(w, p)
 		w.Header().Set("Cache-Control", "no-store")

@@ -90,6 +90,10 @@ type Config struct {
 
 	// DevMode allows an http issuer on loopback (cookies lose Secure).
 	DevMode bool
+	// MFAOnDemand asks users enrolled in TOTP for a one-time code only
+	// when the login request needs MFA (acr_values), instead of on every
+	// login; see config.IdP.
+	MFAOnDemand bool
 
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now. Tests set it.

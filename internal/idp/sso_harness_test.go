@@ -54,7 +54,7 @@ func (c *testClock) advance(d time.Duration) { c.offset.Add(int64(d)) }
 
 // newSSOHarness runs the IdP over real loopback HTTP on a real SQLite
 // store, in DevMode (http issuer; cookies without Secure).
-func newSSOHarness(t *testing.T, limit *LoginLimit) *ssoHarness {
+func newSSOHarness(t *testing.T, limit *LoginLimit, opts ...func(*Config)) *ssoHarness {
 	t.Helper()
 	ctx := context.Background()
 	db, err := sqlstore.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "xaa.db"), nil)
@@ -78,10 +78,14 @@ func newSSOHarness(t *testing.T, limit *LoginLimit) *ssoHarness {
 		t.Fatal(err)
 	}
 	clock := &testClock{}
-	srv, err := New(Config{
+	cfg := Config{
 		Issuer: issuer, Store: db, Keys: keys, TOTP: box, DevMode: true,
 		AuditKey: []byte("0123456789abcdef0123456789abcdef"), LoginLimit: limit, Now: clock.now,
-	})
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	srv, err := New(cfg)
 	if err != nil {
 		t.Fatalf("idp.New: %v", err)
 	}

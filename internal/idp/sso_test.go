@@ -122,6 +122,35 @@ func TestSSOTOTPLogin(t *testing.T) {
 	}
 }
 
+// TestSSOMFAOnDemand: with MFAOnDemand a user enrolled in TOTP signs in
+// with the password alone (acr pwd) until a request asks for MFA, which
+// then takes the one-time code (acr mfa); without it (the default, see
+// TestSSOTOTPLogin) every login of that user takes the code.
+func TestSSOMFAOnDemand(t *testing.T) {
+	t.Parallel()
+	h := newSSOHarness(t, nil, func(c *Config) { c.MFAOnDemand = true })
+	for _, tc := range []struct {
+		name    string
+		otp     string
+		extra   []oauth2.AuthCodeOption
+		wantACR string
+		wantAMR string
+	}{
+		{"no acr_values: password only", "", nil, policy.ACRPassword, "pwd"},
+		{"acr_values mfa: the code is asked", directory.TOTPCode(h.totpKey, directory.TOTPStep(time.Now())),
+			[]oauth2.AuthCodeOption{oauth2.SetAuthURLParam("acr_values", policy.ACRMFA)}, policy.ACRMFA, "pwd otp"},
+	} {
+		_, idt := rpLogin(t, h, "bob", tc.otp, tc.extra...)
+		var c idClaims
+		if err := idt.Claims(&c); err != nil {
+			t.Fatal(err)
+		}
+		if c.ACR != tc.wantACR || strings.Join(c.AMR, " ") != tc.wantAMR {
+			t.Errorf("%s: acr %q amr %v; want %q and %q", tc.name, c.ACR, c.AMR, tc.wantACR, tc.wantAMR)
+		}
+	}
+}
+
 func TestSSOSessionReuseAndPromptLogin(t *testing.T) {
 	t.Parallel()
 	h := newSSOHarness(t, nil)
