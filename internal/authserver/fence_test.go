@@ -190,10 +190,21 @@ func TestFenceIntrospection(t *testing.T) {
 	}
 }
 
-// failingFences is the real store whose fence reads fail.
+// failingFences is the real store whose fence reads fail, directly and
+// inside transactions.
 type failingFences struct{ *sqlstore.DB }
 
 func (failingFences) FenceNotBefore(context.Context, string, string, string) (time.Time, error) {
+	return time.Time{}, fmt.Errorf("%w: disk on fire", store.ErrUnavailable)
+}
+
+func (f failingFences) InTx(ctx context.Context, fn func(store.Tx) error) error {
+	return f.DB.InTx(ctx, func(tx store.Tx) error { return fn(failingFenceTx{tx}) })
+}
+
+type failingFenceTx struct{ store.Tx }
+
+func (failingFenceTx) FenceNotBefore(context.Context, string, string, string) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("%w: disk on fire", store.ErrUnavailable)
 }
 

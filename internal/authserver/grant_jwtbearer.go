@@ -130,19 +130,6 @@ func (s *Server) jwtBearer(ctx context.Context, req tokenRequest, rec *record) (
 	}
 	rec.subject = local
 
-	// A not-before fence of (client, local subject) kills every ID-JAG
-	// issued before it. Checked before the jti is recorded, so a refused
-	// assertion burns nothing; a store failure refuses (fail closed).
-	dead, nb, err := s.fenced(ctx, req.client.Client.ID, local, tok.IssuedAt)
-	switch {
-	case err != nil:
-		return nil, rec.fail(ruleStoreUnavailable, errUnavailable("the fence list", err))
-	case dead:
-		rec.data["fence_not_before"] = strconv.FormatInt(fenceSeconds(nb), 10)
-		return nil, rec.fail(ruleFenceNotBefore, oauth.InvalidGrant("the assertion was issued before access for this user and client was revoked").
-			WithCause(fmt.Errorf("iat %d is before the fence's not_before %d", tok.IssuedAt.Unix(), fenceSeconds(nb))))
-	}
-
 	res, err := s.pickResource(c.Resource, wantResource, req.policy, rec)
 	if err != nil {
 		return nil, err
@@ -221,9 +208,24 @@ func (s *Server) jwtBearer(ctx context.Context, req tokenRequest, rec *record) (
 	errReplay := oauth.InvalidGrant("the assertion has already been used")
 	// Durable before visible: replay row, ledger row and audit record
 	// commit together before a byte of the token leaves.
+	fenceRule := false
 	err = s.cfg.Store.InTx(ctx, func(tx store.Tx) error {
-		rec.rule = ruleIssued
-		err := tx.RecordOnce(ctx, store.ReplayEntry{Namespace: store.NamespaceIDJAG, Issuer: tok.Issuer, JTI: tok.ID, ExpiresAt: replayUntil})
+		rec.rule, fenceRule = ruleIssued, false
+		// A not-before fence of (client, local subject) kills every ID-JAG
+		// issued before it. Read in the transaction that would record the
+		// jti, so a fence committed a moment ago is seen, and a refused
+		// assertion burns nothing (the savepoint rolls back).
+		nb, err := tx.FenceNotBefore(ctx, s.cfg.Issuer, req.client.Client.ID, local)
+		if err != nil {
+			return err
+		}
+		if !nb.IsZero() && deadUnder(tok.IssuedAt, nb) {
+			fenceRule = true
+			rec.data["fence_not_before"] = strconv.FormatInt(fenceSeconds(nb), 10)
+			return oauth.InvalidGrant("the assertion was issued before access for this user and client was revoked").
+				WithCause(fmt.Errorf("iat %d is before the fence's not_before %d", tok.IssuedAt.Unix(), fenceSeconds(nb)))
+		}
+		err = tx.RecordOnce(ctx, store.ReplayEntry{Namespace: store.NamespaceIDJAG, Issuer: tok.Issuer, JTI: tok.ID, ExpiresAt: replayUntil})
 		switch {
 		case errors.Is(err, store.ErrReplay) && ti.allowReuse:
 			// A permitted reuse is the same client presenting the same
@@ -254,9 +256,15 @@ func (s *Server) jwtBearer(ctx context.Context, req tokenRequest, rec *record) (
 	})
 	if err != nil {
 		if _, ok := errors.AsType[*oauth.Error](err); ok {
+			if fenceRule {
+				return nil, rec.fail(ruleFenceNotBefore, err)
+			}
 			return nil, rec.fail(ruleReplay, err)
 		}
 		rec.allowed = true
+		if errors.Is(err, store.ErrUnavailable) {
+			return nil, rec.fail(ruleStoreUnavailable, errUnavailable("the token ledger", err))
+		}
 		return nil, rec.fail(ruleStoreUnavailable, fmt.Errorf("authserver: record access token: %w", err))
 	}
 	return &tokenResponse{
