@@ -223,6 +223,9 @@ func (c *Client) idTokenFresh(s *session) bool {
 // rejected, if set, is an ID token the IdP refused although it looked
 // fresh; it is renewed whatever its expiry says.
 func (c *Client) subject(ctx context.Context, rejected string) (*session, error) {
+	if c.opts.IDToken != nil {
+		return c.externalSession(ctx, rejected)
+	}
 	st, err := c.current()
 	if err != nil {
 		return nil, err
@@ -460,6 +463,9 @@ func (c *Client) mint(ctx context.Context, t *target, scopes []string) (*storedT
 func (c *Client) stepUp(ctx context.Context, ch *StepUpChallenge, old *session) (*session, error) {
 	if st, err := c.current(); err == nil && st.Session != nil && old != nil && st.Session.LoginID != old.LoginID && c.idTokenFresh(st.Session) {
 		return st.Session, nil
+	}
+	if c.opts.IDToken != nil {
+		return nil, ch.asError("the application supplies the ID token (Options.IDToken); sign the user in again there")
 	}
 	if c.opts.StepUp == nil {
 		return nil, ch.asError("")

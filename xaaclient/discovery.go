@@ -166,6 +166,11 @@ func (c *Client) idp(ctx context.Context) (*serverMetadata, error) {
 	if m != nil {
 		return m, nil
 	}
+	if c.opts.IdPTokenEndpoint != "" {
+		// Only the exchange talks to the IdP (Options.IDToken): its token
+		// endpoint is all the client needs.
+		return &serverMetadata{Issuer: c.opts.Issuer, TokenEndpoint: c.opts.IdPTokenEndpoint}, nil
+	}
 	v, err := c.flights.do(ctx, "idp-metadata", func(ctx context.Context) (any, error) {
 		m, err := c.serverMetadata(ctx, "IdP", c.opts.Issuer)
 		if err != nil {

@@ -91,7 +91,7 @@ func (c *Client) exchange(ctx context.Context, s *session, t *target, scopes []s
 		return bad("resource %q is not the requested %q", strings.Join(clipAll(respRes), " "), t.resource)
 	case hasClaim && !onlyResource(claimRes, t.resource):
 		return bad("the ID-JAG is for resource %q, not the requested %q", strings.Join(clipAll(claimRes), " "), t.resource)
-	case hasClaim && !hasResp:
+	case hasClaim && !hasResp && !c.opts.AllowExchangeWithoutResource:
 		return bad("the ID-JAG has a resource claim but the response has no resource")
 	case hasResp && !hasClaim:
 		return bad("the response names a resource the ID-JAG does not carry")

@@ -59,6 +59,9 @@ func (c *Client) Login(ctx context.Context, lo *LoginOptions) error {
 	if lo == nil {
 		lo = &LoginOptions{}
 	}
+	if c.opts.IDToken != nil {
+		return fmt.Errorf("%w: the application supplies the ID token (Options.IDToken); the client does not sign users in", ErrLoginFailed)
+	}
 	_, err := c.login(ctx, lo)
 	return err
 }

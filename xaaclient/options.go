@@ -24,6 +24,12 @@ const (
 	AuthMethodSecretBasic   = "client_secret_basic"
 	AuthMethodSecretPost    = "client_secret_post"
 	AuthMethodPrivateKeyJWT = "private_key_jwt"
+	// AuthMethodNone is a public client: client_id in the form, no
+	// secret. Only for Options.Client, at an IdP that registered the app
+	// that way (RFC 8693 does not require client authentication);
+	// authorization servers always authenticate the client
+	// (decisions.md).
+	AuthMethodNone = "none"
 )
 
 // Credentials are one confidential client registration: the requesting
@@ -47,6 +53,12 @@ func (c Credentials) validate() (Credentials, error) {
 		return c, errors.New("client_id is required")
 	}
 	hasSecret, hasKey := c.ClientSecret != "", c.PrivateKey != nil
+	if c.AuthMethod == AuthMethodNone {
+		if hasSecret || hasKey {
+			return c, errors.New("auth method none takes neither a client secret nor a private key")
+		}
+		return c, nil
+	}
 	switch {
 	case hasSecret && hasKey:
 		return c, errors.New("give a client secret or a private key, not both")
@@ -134,6 +146,27 @@ type Options struct {
 	// development); everything else must be https.
 	AllowLoopbackHTTP bool
 
+	// IDToken, when set, supplies the user's ID token for the token
+	// exchange in place of the client's own sign-in: for applications
+	// that sign users in themselves or get the token from their platform.
+	// The client does not verify it (the IdP does when it is exchanged);
+	// it reads only sub, exp, acr and auth_time, to key the token cache.
+	// It never opens a browser, renews or steps up: an ID token the IdP
+	// refuses is asked for once more (the function should return a new
+	// one), and a step-up is a *StepUpError.
+	IDToken func(ctx context.Context) (string, error)
+	// IdPTokenEndpoint, only with IDToken, is the IdP's token endpoint:
+	// the IdP's metadata is then never fetched (for an IdP whose metadata
+	// lacks what the client's own login needs, PKCE or a JWKS).
+	IdPTokenEndpoint string
+	// AllowExchangeWithoutResource accepts a token-exchange response
+	// without the resource parameter of ID-JAG draft -05 when the ID-JAG's
+	// resource claim is exactly the requested resource: IdPs built on
+	// earlier drafts (the MCP conformance suite's, among others) send the
+	// claim only. A response or claim naming another resource is refused
+	// all the same.
+	AllowExchangeWithoutResource bool
+
 	HTTPClient *http.Client
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
@@ -177,8 +210,21 @@ func (o *Options) withDefaults() (Options, error) {
 		if u, err := url.Parse(issuer); issuer == "" || err != nil || u.Host == "" {
 			return bad("AuthServers: %q is not an issuer URL", issuer)
 		}
+		if c.AuthMethod == AuthMethodNone {
+			return bad("AuthServers[%q]: authorization servers authenticate every client; auth method none is for the IdP only", issuer)
+		}
 		if servers[issuer], err = c.validate(); err != nil {
 			return bad("AuthServers[%q]: %v", issuer, err)
+		}
+	}
+	if out.IdPTokenEndpoint != "" {
+		if out.IDToken == nil {
+			return bad("IdPTokenEndpoint needs IDToken (the client's own sign-in needs the IdP's metadata)")
+		}
+		te, err := url.Parse(out.IdPTokenEndpoint)
+		if err != nil || te.Host == "" || te.User != nil || te.Fragment != "" ||
+			(te.Scheme != "https" && !(te.Scheme == "http" && out.AllowLoopbackHTTP && isLoopbackHost(te.Hostname()))) {
+			return bad("IdPTokenEndpoint %q must be an absolute https URL (http only on loopback with AllowLoopbackHTTP)", out.IdPTokenEndpoint)
 		}
 	}
 	out.AuthServers = servers

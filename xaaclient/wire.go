@@ -113,6 +113,8 @@ func (c *Client) postToken(ctx context.Context, endpoint, what, aud string, cred
 	case AuthMethodSecretPost:
 		form.Set("client_id", creds.ClientID)
 		form.Set("client_secret", creds.ClientSecret)
+	case AuthMethodNone:
+		form.Set("client_id", creds.ClientID)
 	case AuthMethodPrivateKeyJWT:
 		assertion, err := c.clientAssertion(ctx, creds, aud)
 		if err != nil {

@@ -285,7 +285,7 @@ In another terminal; the CLI is the requesting app "assistant", and a browser op
 
   # 4. step-up: sign in as alice (eng; password, then her one-time code);
   #    export_customers needs crm:export and an MFA login no older than 5 minutes
-  %[10]s login %[11]s
+  %[10]s login --force %[11]s
   %[10]s call %[11]s %[5]s export_customers
 
   # 5. revoked: fence the app's tokens; the gateway drops them at its next poll (2 s here)

@@ -6,7 +6,9 @@
 // audit trail, and forwards everything else unchanged to a streamable
 // HTTP upstream or to a stdio server it launches per MCP session. The
 // client's token never reaches an upstream; the route's own credential is
-// sent instead.
+// sent instead. A request whose Origin header names a foreign origin is
+// refused before anything else (DNS rebinding; MCP requires servers to
+// validate Origin).
 //
 // Revocation is enforced from the authorization server's revocation list
 // (revoked jtis and not-before fences), polled every few seconds; when
@@ -79,6 +81,13 @@ type Route struct {
 	IdleTimeout time.Duration
 	// Credential, when set, is sent to the upstream on every request.
 	Credential *Credential
+	// AllowedOrigins are browser origins (scheme://host[:port]) whose
+	// pages may call the route, besides the resource's own origin. A
+	// request with any other Origin header is refused with 403 before
+	// anything else (MCP: servers must validate Origin, against DNS
+	// rebinding); requests without Origin, as non-browser clients send
+	// them, pass.
+	AllowedOrigins []string
 	// Tools overrides the tool policy. Nil fetches it from the
 	// authorization server's resource-policy endpoint at New and at every
 	// poll.
@@ -309,7 +318,11 @@ func newRoute(ctx context.Context, rc Route, opts *Options, hc *http.Client, ut 
 		rt.stdio = newStdioUpstream(rc.Path, rc.Command, rc.Env, rc.MaxChildren, rc.IdleTimeout, log)
 		upstream = rt.stdio
 	}
-	rt.handler = withRequestNote(rt.pollInterval, wt, rt.auth.Wrap(upstream))
+	guarded, err := originGuard(rc.Resource, rc.AllowedOrigins, log, rt.auth.Wrap(upstream))
+	if err != nil {
+		return nil, err
+	}
+	rt.handler = withRequestNote(rt.pollInterval, wt, guarded)
 	return rt, nil
 }
 
@@ -342,6 +355,14 @@ func checkRoute(rc *Route) error {
 	for name, t := range rc.Tools {
 		if _, err := toolRule(name, t.Scopes, t.ACRValues, t.MaxAge); err != nil {
 			return bad("Tools: %v", err)
+		}
+	}
+	if _, ok := canonicalOrigin(rc.Resource, true); !ok {
+		return bad("Resource %q is not an absolute http(s) URI", rc.Resource)
+	}
+	for _, o := range rc.AllowedOrigins {
+		if _, ok := canonicalOrigin(o, false); !ok {
+			return bad("AllowedOrigins: %q is not an origin (scheme://host[:port], no path)", o)
 		}
 	}
 	return nil
