@@ -105,6 +105,7 @@ func newAuthServer(ctx context.Context, cfg *config.Config, db *sqlstore.DB, key
 		Clients:     policies,
 		AuditKey:    auditKey,
 		DevMode:     cfg.DevMode,
+		Disabled:    sec.Disabled,
 		RateLimit:   tokenLimit(cfg.TokenRateLimit),
 		ClientIP:    clientIP,
 		Logger:      log,

@@ -13,10 +13,10 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
-	"github.com/openxaa/xaa/internal/authserver"
 	"github.com/openxaa/xaa/internal/config"
 	"github.com/openxaa/xaa/internal/directory"
-	"github.com/openxaa/xaa/internal/store"
+	"github.com/openxaa/xaa/internal/ledger"
+	"github.com/openxaa/xaa/internal/store/sqlstore"
 	"github.com/openxaa/xaa/xaaclient"
 )
 
@@ -213,48 +213,28 @@ func runDemoCheck(ctx context.Context, w io.Writer, l demoLayout, s *demoSecrets
 	return nil
 }
 
-// revokeDemoConnection revokes the connection at the IdP (no new ID-JAGs)
-// and fences the app's tokens at the authorization server (no redemption
-// of older ID-JAGs; gateways drop older access tokens on their next poll).
+// revokeDemoConnection revokes the connection in the ledger, as the local
+// operator would with `xaa connection revoke`: the IdP refuses new
+// ID-JAGs at once, and the demo's IdP pushes a security event to the
+// authorization server, which fences the app's older ID-JAGs and tokens
+// (gateways drop them on their next poll).
 func revokeDemoConnection(ctx context.Context, l demoLayout, app, resource string) error {
 	cfg, err := config.Load(l.config, func(string) string { return "" })
 	if err != nil {
 		return err
 	}
-	db, err := openStore(ctx, cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	conn, err := db.FindConnection(ctx, app, resource)
-	if err != nil {
-		return fmt.Errorf("find the connection: %w", err)
-	}
-	now := time.Now().UTC()
-	actor := "demo"
-	if u, err := user.Current(); err == nil {
-		actor = "demo:" + u.Username
-	}
-	err = db.InTx(ctx, func(tx store.Tx) error {
-		if err := tx.UpdateConnection(ctx, conn.ID, func(c store.Connection) (store.Connection, error) {
-			c.Status, c.RevokedAt = store.ConnectionRevoked, now
-			return c, nil
-		}); err != nil {
-			return err
+	return withLedgerConfig(ctx, cfg, io.Discard, func(ctx context.Context, s *ledger.Service, db *sqlstore.DB) error {
+		conn, err := db.FindConnection(ctx, app, resource)
+		if err != nil {
+			return fmt.Errorf("find the connection: %w", err)
 		}
-		return tx.AppendAudit(ctx, &store.AuditEvent{
-			Time: now, Type: "connection.revoked", Actor: actor, ClientID: app, Outcome: "allow",
-			Rule: "connection.revoke", Reason: "revoked in the demo scenario",
-			Data: map[string]string{"connection_id": conn.ID, "resource": resource},
-		})
+		actor := ledger.Actor{Kind: ledger.ActorCLI, ID: "demo"}
+		if u, err := user.Current(); err == nil {
+			actor.ID = "demo:" + u.Username
+		}
+		_, err = s.Revoke(ctx, actor, conn.ID, "revoked in the demo scenario")
+		return err
 	})
-	if err != nil {
-		return fmt.Errorf("revoke the connection: %w", err)
-	}
-	_, _, err = authserver.RaiseFence(ctx, db, l.as, authserver.FenceRequest{
-		ClientID: app, Reason: "connection " + conn.ID + " revoked", Actor: actor, Now: now,
-	})
-	return err
 }
 
 func printDemoGuide(w io.Writer, l demoLayout, s *demoSecrets, xaa string) {
@@ -288,8 +268,10 @@ In another terminal; the CLI is the requesting app "assistant", and a browser op
   %[10]s login --force %[11]s
   %[10]s call %[11]s %[5]s export_customers
 
-  # 5. revoked: fence the app's tokens; the gateway drops them at its next poll (2 s here)
-  %[10]s fence add --config %[12]s --client assistant --reason "demo revocation"
+  # 5. revoked: revoke the assistant -> files connection in the ledger; the IdP refuses at once,
+  #    and its security event makes the gateway drop older tokens at its next poll (2 s here)
+  %[10]s connection list --config %[12]s --app assistant
+  %[10]s connection revoke --config %[12]s <connection id> --reason "demo revocation"
   %[10]s call %[11]s %[4]s read_file path=welcome.txt
 
 Or run every step unattended: %[10]s demo --check

@@ -150,6 +150,8 @@ func gatewayRoute(c *config.GatewayRoute, i int, getenv func(string) string) (ga
 		IdleTimeout:   time.Duration(c.Upstream.IdleTimeout),
 		PollInterval:  c.PollInterval(),
 		MaxStaleness:  c.MaxStaleness(),
+		// gateway.New checks each is a bare origin.
+		AllowedOrigins: slices.Clone(c.AllowedOrigins),
 	}
 	if len(c.Upstream.Command) > 0 {
 		r.Env = childEnv(c.Upstream.Env, os.Getenv("PATH"))

@@ -12,14 +12,16 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 
+	"github.com/openxaa/xaa/internal/admin"
 	"github.com/openxaa/xaa/internal/config"
 	"github.com/openxaa/xaa/internal/httpserver"
+	"github.com/openxaa/xaa/internal/jose"
 	"github.com/openxaa/xaa/internal/keyring"
 	"github.com/openxaa/xaa/internal/store/sqlstore"
 )
 
 func newServeCommand(e *env) *cobra.Command {
-	var idp, authserver, gw bool
+	var idp, authserver, gw, adm bool
 	c := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the server: the IdP, the resource authorization server and the MCP gateway of the config",
@@ -34,7 +36,11 @@ every 30 s, retired when due and rotated every keys.rotate_every. With
 seed_file set, that directory seed is applied (as by xaa seed) before
 listening; a broken seed stops startup.
 
-` + gatewayHelp,
+` + gatewayHelp + `
+
+The admin API (--admin; on by default when admin.endpoint is set) serves
+JSON under admin.endpoint's path, with its OpenAPI document at
+<endpoint>/api/openapi.json; see xaa admin.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadConfig(cmd, e)
@@ -51,12 +57,16 @@ listening; a broken seed stops startup.
 			if gw {
 				only = append(only, roleGateway)
 			}
+			if adm {
+				only = append(only, roleAdmin)
+			}
 			return serve(cmd.Context(), cfg, only, e)
 		},
 	}
 	c.Flags().BoolVar(&idp, "idp", false, "serve the IdP role (default: every role with a configured issuer)")
 	c.Flags().BoolVar(&authserver, "authserver", false, "serve the authorization-server role (default: every role with a configured issuer)")
 	c.Flags().BoolVar(&gw, "gateway", false, "serve the MCP gateway role (default: on when gateway.routes is set)")
+	c.Flags().BoolVar(&adm, "admin", false, "serve the admin API (default: on when admin.endpoint is set)")
 	return c
 }
 
@@ -71,17 +81,31 @@ func serve(ctx context.Context, cfg *config.Config, only []string, e *env) error
 	if err := checkSchema(ctx, db); err != nil {
 		return err
 	}
-	rs, withGateway, err := serveRoles(cfg, only)
+	only, withAdmin, adminAlone, err := adminRole(cfg, only)
 	if err != nil {
 		return err
+	}
+	var rs []role
+	var withGateway bool
+	if !adminAlone {
+		if rs, withGateway, err = serveRoles(cfg, only); err != nil {
+			return err
+		}
 	}
 	// Before listening: no request sees a half-seeded directory, and a
 	// broken seed stops startup instead of serving a stale organisation.
 	if err := applySeedFile(ctx, cfg, db, logger); err != nil {
 		return err
 	}
+	// Signed audit checkpoints (audit.*); the deferred stop writes the
+	// last one after the server has drained, before the database closes.
+	stopCheckpoints, err := startAuditCheckpoints(ctx, cfg, db, logger)
+	if err != nil {
+		return err
+	}
+	defer stopCheckpoints()
 	var wk []byte
-	if len(rs) > 0 { // only roles that sign need the wrapping key
+	if len(rs) > 0 || withAdmin { // roles that sign, and the admin API's derived keys
 		if wk, err = wrappingKey(cfg); err != nil {
 			return err
 		}
@@ -113,6 +137,13 @@ func serve(ctx context.Context, cfg *config.Config, only []string, e *env) error
 			}
 			mountIssuer(mux, host, path, h.Handler())
 			mountMetadata(mux, host, path, h.MetadataHandler())
+			// The ledger's deliverer pushes revocations to authorization
+			// servers; it stops after the listener has drained.
+			stopLedger, err := startLedger(ctx, cfg, db, m, r.issuer, logger)
+			if err != nil {
+				return err
+			}
+			defer stopLedger()
 		case "authserver":
 			h, err := newAuthServer(ctx, cfg, db, m, wk, r.issuer, logger)
 			if err != nil {
@@ -122,6 +153,19 @@ func serve(ctx context.Context, cfg *config.Config, only []string, e *env) error
 			mountMetadata(mux, host, path, h.MetadataHandler())
 		default:
 			return fmt.Errorf("unknown role %q", r.name)
+		}
+	}
+	var adminSrv *admin.Server
+	if withAdmin {
+		var idpKeys jose.KeySet
+		if m := managers["idp"]; m != nil {
+			idpKeys = m.KeySet()
+		}
+		if adminSrv, err = newAdminServer(cfg, db, wk, idpKeys, e.getenv, logger); err != nil {
+			return err
+		}
+		if err := mountAdmin(mux, cfg.Admin.Endpoint, adminSrv); err != nil {
+			return err
 		}
 	}
 
@@ -173,6 +217,13 @@ func serve(ctx context.Context, cfg *config.Config, only []string, e *env) error
 		defer close(done)
 		maintain(ctx, db, managers, time.Duration(cfg.Keys.RotateEvery), logger)
 	}()
+	adminDone := make(chan struct{})
+	go func() {
+		defer close(adminDone)
+		if adminSrv != nil {
+			pruneAdmin(ctx, adminSrv, logger)
+		}
+	}()
 	if withGateway {
 		// The gateway starts once the listener serves: its routes may name
 		// an authorization server of this very process.
@@ -182,6 +233,7 @@ func serve(ctx context.Context, cfg *config.Config, only []string, e *env) error
 	}
 	cancel()
 	<-done
+	<-adminDone
 	return err
 }
 

@@ -45,6 +45,10 @@ type FenceRequest struct {
 	// Now is the time of the request; not_before is the first whole
 	// second after it.
 	Now time.Time
+	// NotBefore, when later than that, is the not_before instead: a
+	// security event may name a time slightly ahead of this server's
+	// clock. It is rounded up to a whole second.
+	NotBefore time.Time
 }
 
 // Fence raises a not-before fence at this server: every ID-JAG and every
@@ -65,56 +69,83 @@ func (s *Server) Fence(ctx context.Context, clientID, sub, reason, actor string)
 // or past the new not_before stays as it is; the request is audited
 // anyway).
 func RaiseFence(ctx context.Context, db store.Transactor, issuer string, req FenceRequest) (store.Fence, bool, error) {
+	f, err := newFence(issuer, req)
+	if err != nil {
+		return store.Fence{}, false, err
+	}
+	var out store.Fence
+	var changed bool
+	err = db.InTx(ctx, func(tx store.Tx) (err error) {
+		out, changed, err = writeFence(ctx, tx, f, req, nil)
+		return err
+	})
+	if err != nil {
+		return store.Fence{}, false, fmt.Errorf("authserver: raise fence: %w", err)
+	}
+	return out, changed, nil
+}
+
+// newFence checks req and returns the fence it asks for.
+func newFence(issuer string, req FenceRequest) (store.Fence, error) {
 	switch {
 	case req.ClientID == "" && req.Subject == "":
-		return store.Fence{}, false, fmt.Errorf("%w: name a client, a subject or both; a fence of every token of every client is not offered", ErrInvalidFence)
+		return store.Fence{}, fmt.Errorf("%w: name a client, a subject or both; a fence of every token of every client is not offered", ErrInvalidFence)
 	case strings.TrimSpace(req.Actor) == "":
-		return store.Fence{}, false, fmt.Errorf("%w: the actor is required for the audit record", ErrInvalidFence)
+		return store.Fence{}, fmt.Errorf("%w: the actor is required for the audit record", ErrInvalidFence)
 	case req.Now.IsZero():
-		return store.Fence{}, false, fmt.Errorf("%w: the request time is required", ErrInvalidFence)
+		return store.Fence{}, fmt.Errorf("%w: the request time is required", ErrInvalidFence)
 	}
 	now := req.Now.UTC()
+	nb := fenceNotBefore(now)
+	if asked := time.Unix(fenceSeconds(req.NotBefore), 0).UTC(); !req.NotBefore.IsZero() && asked.After(nb) {
+		nb = asked
+	}
 	f := store.Fence{
 		Issuer:    issuer,
 		ClientID:  req.ClientID,
 		Subject:   req.Subject,
-		NotBefore: fenceNotBefore(now),
+		NotBefore: nb,
 		Reason:    req.Reason,
 		RaisedAt:  now,
 	}
 	if err := f.Validate(); err != nil {
-		return store.Fence{}, false, fmt.Errorf("%w: %w", ErrInvalidFence, err)
+		return store.Fence{}, fmt.Errorf("%w: %w", ErrInvalidFence, err)
 	}
-	var out store.Fence
-	var changed bool
-	err := db.InTx(ctx, func(tx store.Tx) (err error) {
-		out, changed, err = tx.RaiseFence(ctx, f)
-		if err != nil {
-			return err
-		}
-		ev := &store.AuditEvent{
-			Time:      now,
-			Type:      AuditFenceRaised,
-			Actor:     req.Actor,
-			Subject:   req.Subject,
-			ClientID:  req.ClientID,
-			Outcome:   "allow",
-			Rule:      ruleFenceRaised,
-			Reason:    req.Reason,
-			RequestID: httpserver.RequestIDFrom(ctx),
-			Data: map[string]string{
-				"issuer":     issuer,
-				"not_before": strconv.FormatInt(fenceSeconds(out.NotBefore), 10),
-				"cursor":     strconv.FormatInt(out.Cursor, 10),
-			},
-		}
-		if !changed {
-			ev.Outcome, ev.Rule = "info", ruleFenceUnchanged
-		}
-		return tx.AppendAudit(ctx, ev)
-	})
+	return f, nil
+}
+
+// writeFence raises f in tx and appends its audit record, with extra in
+// the record's data.
+func writeFence(ctx context.Context, tx store.Tx, f store.Fence, req FenceRequest, extra map[string]string) (store.Fence, bool, error) {
+	out, changed, err := tx.RaiseFence(ctx, f)
 	if err != nil {
-		return store.Fence{}, false, fmt.Errorf("authserver: raise fence: %w", err)
+		return store.Fence{}, false, err
+	}
+	data := map[string]string{
+		"issuer":     f.Issuer,
+		"not_before": strconv.FormatInt(fenceSeconds(out.NotBefore), 10),
+		"cursor":     strconv.FormatInt(out.Cursor, 10),
+	}
+	for k, v := range extra {
+		data[k] = v
+	}
+	ev := &store.AuditEvent{
+		Time:      f.RaisedAt,
+		Type:      AuditFenceRaised,
+		Actor:     req.Actor,
+		Subject:   req.Subject,
+		ClientID:  req.ClientID,
+		Outcome:   "allow",
+		Rule:      ruleFenceRaised,
+		Reason:    req.Reason,
+		RequestID: httpserver.RequestIDFrom(ctx),
+		Data:      data,
+	}
+	if !changed {
+		ev.Outcome, ev.Rule = "info", ruleFenceUnchanged
+	}
+	if err := tx.AppendAudit(ctx, ev); err != nil {
+		return store.Fence{}, false, err
 	}
 	return out, changed, nil
 }

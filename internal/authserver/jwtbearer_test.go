@@ -335,6 +335,7 @@ func TestJWTBearer(t *testing.T) {
 			want := map[string]any{
 				"issuer":                                 asIssuer,
 				"token_endpoint":                         asIssuer + "/token",
+				"response_types_supported":               []any{}, // no /authorize: no response type
 				"jwks_uri":                               asIssuer + "/jwks.json",
 				"grant_types_supported":                  []any{idjag.GrantTypeJWTBearer},
 				"authorization_grant_profiles_supported": []any{idjag.GrantProfile},
@@ -348,6 +349,7 @@ func TestJWTBearer(t *testing.T) {
 				"revocation_endpoint_auth_methods_supported":               []any{"client_secret_basic", "client_secret_post", "private_key_jwt"},
 				"revocation_endpoint_auth_signing_alg_values_supported":    []any{"ES256", "EdDSA", "RS256", "PS256"},
 				"openxaa_revocation_list_endpoint":                         asIssuer + "/revocations",
+				"openxaa_set_endpoint":                                     asIssuer + "/set",
 				"openxaa_resource_policy_endpoint":                         asIssuer + "/resource-policy",
 			}
 			if d := cmp.Diff(want, r.body); d != "" {

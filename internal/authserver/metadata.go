@@ -9,14 +9,16 @@ import (
 	"github.com/openxaa/xaa/internal/oauth"
 )
 
-// metadata is the RFC 8414 document. response_types_supported and
-// authorization_endpoint are absent on purpose: this server has no
-// /authorize, and advertising "code" would promise a flow it does not run.
+// metadata is the RFC 8414 document. authorization_endpoint is absent and
+// response_types_supported (REQUIRED by RFC 8414 §2) is empty on purpose:
+// this server has no /authorize, and advertising "code" would promise a
+// flow it does not run.
 // Trusted issuers never appear: listing the id-jag profile promises the
 // processing rules only (spec digest §1.10).
 type metadata struct {
 	Issuer               string   `json:"issuer"`
 	TokenEndpoint        string   `json:"token_endpoint"`
+	ResponseTypes        []string `json:"response_types_supported"`
 	JWKSURI              string   `json:"jwks_uri"`
 	GrantTypes           []string `json:"grant_types_supported"`
 	GrantProfiles        []string `json:"authorization_grant_profiles_supported"`
@@ -36,6 +38,10 @@ type metadata struct {
 	// authenticate callers like the token endpoint.
 	RevocationListEndpoint string `json:"openxaa_revocation_list_endpoint"`
 	ResourcePolicyEndpoint string `json:"openxaa_resource_policy_endpoint"`
+	// Non-standard, for trusted identity providers: where they push
+	// Security Event Tokens (RFC 8935); the SET's signature authenticates
+	// the sender.
+	SETEndpoint string `json:"openxaa_set_endpoint"`
 }
 
 // MetadataHandler serves the discovery document, at both
@@ -48,6 +54,7 @@ func (s *Server) MetadataHandler() http.Handler {
 	m := metadata{
 		Issuer:               iss,
 		TokenEndpoint:        endpoint(iss, "/token"),
+		ResponseTypes:        []string{},
 		JWKSURI:              endpoint(iss, "/jwks.json"),
 		GrantTypes:           []string{idjag.GrantTypeJWTBearer},
 		GrantProfiles:        []string{idjag.GrantProfile},
@@ -64,6 +71,7 @@ func (s *Server) MetadataHandler() http.Handler {
 		RevocationAuthSigningAlgs:    algs,
 		RevocationListEndpoint:       endpoint(iss, "/revocations"),
 		ResourcePolicyEndpoint:       endpoint(iss, "/resource-policy"),
+		SETEndpoint:                  endpoint(iss, "/set"),
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "public, max-age=300")

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/openxaa/xaa/internal/audit"
@@ -176,6 +177,7 @@ func (s *Server) handleRevocations(w http.ResponseWriter, r *http.Request) {
 		oauth.WriteError(w, r, err, s.log)
 		return
 	}
+	s.recordPoll(r.Context(), caller.Client.ID, resp.Cursor)
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Pragma", "no-cache")
 	if err := httpserver.WriteJSON(w, http.StatusOK, resp); err != nil {
@@ -251,4 +253,49 @@ func (s *Server) revocations(ctx context.Context, clientID string, cursor int64,
 		}
 	}
 	return out, nil
+}
+
+// pollRecorder remembers, per client, the last revocation-list read it
+// wrote to the store, so that a gateway polling every second costs one
+// write per pollRecordEvery unless something new was listed.
+type pollRecorder struct {
+	mu   sync.Mutex
+	last map[string]recordedPoll
+}
+
+type recordedPoll struct {
+	at     time.Time
+	cursor int64
+}
+
+// pollRecordEvery bounds how often an unchanged poll is written.
+const pollRecordEvery = time.Second
+
+// recordPoll stores when the client last read the revocation list and up
+// to which cursor: the ledger shows it as evidence that a gateway has
+// picked up a fence. It is best effort; the poll's answer never depends
+// on it.
+func (s *Server) recordPoll(ctx context.Context, clientID string, cursor int64) {
+	now := s.now()
+	s.polls.mu.Lock()
+	prev, ok := s.polls.last[clientID]
+	if ok && prev.cursor == cursor && now.Sub(prev.at) < pollRecordEvery {
+		s.polls.mu.Unlock()
+		return
+	}
+	if s.polls.last == nil {
+		s.polls.last = make(map[string]recordedPoll)
+	}
+	s.polls.last[clientID] = recordedPoll{at: now, cursor: cursor}
+	s.polls.mu.Unlock()
+	var resources []string
+	if p := s.clients[clientID]; p != nil {
+		resources = slices.Clone(p.resources)
+	}
+	err := s.cfg.Store.RecordRevocationPoll(context.WithoutCancel(ctx), store.RevocationPoll{
+		Issuer: s.cfg.Issuer, ClientID: clientID, Resources: resources, PolledAt: now, Cursor: cursor,
+	})
+	if err != nil {
+		s.log.WarnContext(ctx, "record revocation poll", "err", err, "client_id", clientID)
+	}
 }

@@ -22,5 +22,6 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /revocations", s.handleRevocations)
 	mux.HandleFunc("GET /resource-policy", s.handleResourcePolicy)
 	mux.HandleFunc("POST /resource-policy", s.handleResourcePolicy)
+	mux.HandleFunc("POST /set", s.handleSET)
 	return mux
 }

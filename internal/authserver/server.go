@@ -41,6 +41,7 @@ type Store interface {
 	store.Fences
 	store.Audit
 	store.Clients
+	store.RevocationPolls
 }
 
 // Keys is the server's signing-key source (a *keyring.Manager in
@@ -212,6 +213,7 @@ type Server struct {
 	resources map[string]*resource
 	clients   map[string]*clientPolicy
 	limits    *oauth.TokenLimiter
+	polls     pollRecorder
 }
 
 // resource is a validated Resource.

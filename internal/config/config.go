@@ -47,6 +47,13 @@ type Config struct {
 	// Gateway configures the MCP gateway role: protected MCP endpoints
 	// mounted on listen.addr, each in front of an upstream MCP server.
 	Gateway Gateway `yaml:"gateway"`
+	// Audit configures the audit trail's signed checkpoints, written
+	// outside the database with a key that is not in it.
+	Audit Audit `yaml:"audit"`
+	// Admin configures the admin API role: connections, the directory and
+	// the audit trail over JSON, for administrators signed in at the IdP
+	// and for admin tokens.
+	Admin Admin `yaml:"admin"`
 
 	// sources records where each value came from (file position or
 	// environment variable), keyed by dotted path, so that Validate can
@@ -138,6 +145,11 @@ type AuthServer struct {
 	// Clients are the OAuth clients registered at it. serve registers them
 	// in the store at startup, so the config file is their one source.
 	Clients []ASClient `yaml:"clients"`
+	// Disabled is the server-wide switch: every ID-JAG is refused
+	// (invalid_grant, audited with rule server.disabled) while
+	// introspection, revocation and the revocation list keep working, so
+	// gateways still learn about revocations. For incidents.
+	Disabled bool `yaml:"disabled"`
 }
 
 // TrustedIssuer is one identity provider the authorization server trusts.

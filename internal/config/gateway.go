@@ -47,6 +47,11 @@ type GatewayRoute struct {
 	// without a successful poll; past it every tool call fails closed with
 	// 503. 0 means 60s; it must exceed the poll interval.
 	RevocationMaxStaleness Duration `yaml:"revocation_max_staleness"`
+	// AllowedOrigins lists the browser origins (scheme://host[:port]) that
+	// may call the route besides the resource's own. A request carrying any
+	// other Origin header is refused with 403 (DNS-rebinding defence);
+	// requests without Origin (non-browser clients) are unaffected.
+	AllowedOrigins []string `yaml:"allowed_origins"`
 }
 
 // GatewayAuthServer names a route's authorization server and the
@@ -191,6 +196,13 @@ func (g *Gateway) validate(v *validator, devMode bool) {
 		r.AuthServer.validate(v, p+".authserver", devMode)
 		r.Upstream.validate(v, p+".upstream")
 		validateGatewayTools(v, p+".tools", r.Tools)
+
+		for j, o := range r.AllowedOrigins {
+			if u, err := url.Parse(o); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" ||
+				u.User != nil || u.Path != "" || u.RawQuery != "" || u.Fragment != "" || o != strings.ToLower(o) {
+				v.add(fmt.Sprintf("%s.allowed_origins[%d]", p, j), "must be a bare lowercase origin such as %q, got %s", "https://chat.example.com", quote(o))
+			}
+		}
 
 		poll := r.PollInterval()
 		if poll < time.Second || poll > time.Hour {
@@ -418,6 +430,7 @@ func (g Gateway) redacted() Gateway {
 		}
 		r.Upstream.URL = SecretURL(redactURL(r.Upstream.URL.Reveal()))
 		r.Upstream.Command = slices.Clone(r.Upstream.Command)
+		r.AllowedOrigins = slices.Clone(r.AllowedOrigins)
 		if r.Upstream.Env != nil {
 			env := make(map[string]Secret, len(r.Upstream.Env))
 			for k, s := range r.Upstream.Env {

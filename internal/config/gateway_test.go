@@ -51,6 +51,7 @@ func TestValidateGatewayValid(t *testing.T) {
 			s := &c.Gateway.Routes[1]
 			s.Upstream.Env = map[string]Secret{"API_KEY": "k", "_X1": ""}
 			s.Upstream.MaxChildren, s.Upstream.IdleTimeout = 4096, Duration(time.Second)
+			s.AllowedOrigins = []string{"https://chat.example.com", "http://127.0.0.1:3000"}
 		}},
 		{"credential over http to loopback", func(c *Config) {
 			c.Gateway.Routes[0].Upstream.Credential = &GatewayCredential{Header: "X-Api-Key", Value: "v"}
@@ -197,6 +198,15 @@ func TestValidateGatewayErrors(t *testing.T) {
 			[]string{r0 + `.revocation_max_staleness: must be longer than the poll interval (1m0s), got 1m0s; a value at or below it fails every tool call between two polls`}},
 		{"staleness too long", func(c *Config) { c.Gateway.Routes[0].RevocationMaxStaleness = Duration(25 * time.Hour) },
 			[]string{r0 + `.revocation_max_staleness: must be at most 24h, got 25h0m0s`}},
+		{"allowed origins that are not bare lowercase origins", func(c *Config) {
+			c.Gateway.Routes[0].AllowedOrigins = []string{"https://ok.example.com", "https://x.example.com/path", "ftp://x.example.com", "HTTPS://X.example.com", "https://u@x.example.com", "*"}
+		}, []string{
+			r0 + `.allowed_origins[1]: must be a bare lowercase origin such as "https://chat.example.com", got "https://x.example.com/path"`,
+			r0 + `.allowed_origins[2]: must be a bare lowercase origin such as "https://chat.example.com", got "ftp://x.example.com"`,
+			r0 + `.allowed_origins[3]: must be a bare lowercase origin such as "https://chat.example.com", got "HTTPS://X.example.com"`,
+			r0 + `.allowed_origins[4]: must be a bare lowercase origin such as "https://chat.example.com", got "https://u@x.example.com"`,
+			r0 + `.allowed_origins[5]: must be a bare lowercase origin such as "https://chat.example.com", got "*"`,
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

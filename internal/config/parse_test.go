@@ -68,7 +68,7 @@ func TestParseErrors(t *testing.T) {
 		{
 			name: "unknown top-level key without suggestion",
 			yaml: "frontdoor: {}\n",
-			want: []string{`config.yaml:1:1: frontdoor: unknown key; valid keys at the top level are: database, keys, log, listen, issuers, dev_mode, seed_file, authserver, token_rate_limit, idp, gateway`},
+			want: []string{`config.yaml:1:1: frontdoor: unknown key; valid keys at the top level are: database, keys, log, listen, issuers, dev_mode, seed_file, authserver, token_rate_limit, idp, gateway, audit, admin`},
 			kind: ErrUnknownKey,
 		},
 		{

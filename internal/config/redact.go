@@ -22,6 +22,7 @@ func (c *Config) Redacted() *Config {
 	r.sources = maps.Clone(c.sources)
 	r.AuthServer = c.AuthServer.clone()
 	r.Gateway = c.Gateway.redacted()
+	r.Admin = c.Admin.redacted()
 	if r.Keys.WrappingKey != "" {
 		r.Keys.WrappingKey = redactedText
 	}

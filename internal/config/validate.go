@@ -28,6 +28,8 @@ func (c *Config) Validate() error {
 	c.AuthServer.validate(v, c.Issuers.AuthServer, c.DevMode)
 	c.TokenRateLimit.validate(v)
 	c.Gateway.validate(v, c.DevMode)
+	c.Audit.validate(v)
+	c.Admin.validate(v, c.Issuers.IdP, c.DevMode)
 	return v.errs.err("")
 }
 

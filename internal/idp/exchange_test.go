@@ -540,7 +540,7 @@ func TestExchangeNoStaleCache(t *testing.T) {
 				c.Status, c.RevokedAt = store.ConnectionRevoked, time.Now().UTC().Truncate(time.Second)
 				return c
 			})
-		}, policy.RuleConnectionMissing}, // FindConnection skips revoked rows
+		}, policy.RuleConnectionRevoked}, // the newest ended connection is reported, not "no connection"
 		{"connection_suspended", func(t *testing.T, h *harness) {
 			h.updateConn(t, func(c store.Connection) store.Connection { c.Status = store.ConnectionSuspended; return c })
 		}, policy.RuleConnectionSuspended},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/openxaa/xaa/internal/policy"
@@ -20,6 +21,7 @@ type Directory interface {
 	store.AuthServers
 	store.Resources
 	store.Connections
+	store.Ledger
 }
 
 // ExplainInput is a dry-run token exchange: who asks, for what, and how the
@@ -136,6 +138,22 @@ func resolve(ctx context.Context, dir Directory, rq resolveRequest) (resolved, e
 		return out, fmt.Errorf("idp: load groups of user: %w", err)
 	}
 	in.User.Groups = groups
+	// A refusal names the ledger's reason, when it has one: why the user
+	// was disabled, why the app was revoked.
+	if rq.User.Disabled {
+		e, err := latestLedger(ctx, dir, store.LedgerFilter{UserID: rq.User.ID, Action: store.LedgerUserDisable})
+		if err != nil {
+			return out, err
+		}
+		in.User.DisabledAt, in.User.DisabledReason = e.Time, e.Reason
+	}
+	if rq.Client.Disabled {
+		e, err := latestLedger(ctx, dir, store.LedgerFilter{AppID: rq.Client.ID, Action: store.LedgerAppRevoke})
+		if err != nil {
+			return out, err
+		}
+		in.App.RevokedAt, in.App.RevokedReason = e.Time, e.Reason
+	}
 
 	if rq.Audience != "" {
 		as, err := dir.GetAuthServer(ctx, rq.Audience)
@@ -164,7 +182,10 @@ func resolve(ctx context.Context, dir Directory, rq resolveRequest) (resolved, e
 			return out, fmt.Errorf("idp: load resource: %w", err)
 		}
 		if in.ResourceKnown {
-			c, err := dir.FindConnection(ctx, rq.Client.ID, rq.Resource)
+			// The live connection, or else the one that ended last, so
+			// that a revoked connection is refused as revoked (naming
+			// when and why), not as if there never was one.
+			c, err := dir.LatestConnection(ctx, rq.Client.ID, rq.Resource)
 			switch {
 			case err == nil:
 				out.Connection = &c
@@ -175,8 +196,42 @@ func resolve(ctx context.Context, dir Directory, rq resolveRequest) (resolved, e
 			}
 		}
 	}
+	if c := out.Connection; c != nil && c.Status == store.ConnectionApproved && !inAnyGroup(groups, c.GroupScopes) {
+		for _, g := range c.GroupScopes {
+			e, err := latestLedger(ctx, dir, store.LedgerFilter{UserID: rq.User.ID, Group: g.Group, Action: store.LedgerMemberRemove})
+			if err != nil {
+				return out, err
+			}
+			if !e.Time.IsZero() {
+				in.User.Removals = append(in.User.Removals, policy.Removal{Group: g.Group, At: e.Time, Reason: e.Reason})
+			}
+		}
+		slices.SortStableFunc(in.User.Removals, func(a, b policy.Removal) int { return b.At.Compare(a.At) })
+	}
 	out.Input = in
 	return out, nil
+}
+
+// latestLedger is the newest matching ledger event, or the zero event.
+func latestLedger(ctx context.Context, dir Directory, f store.LedgerFilter) (store.LedgerEvent, error) {
+	e, err := dir.LatestLedger(ctx, f)
+	switch {
+	case err == nil:
+		return e, nil
+	case errors.Is(err, store.ErrNotFound):
+		return store.LedgerEvent{}, nil
+	default:
+		return store.LedgerEvent{}, fmt.Errorf("idp: load ledger: %w", err)
+	}
+}
+
+func inAnyGroup(groups []string, gs []store.GroupScopes) bool {
+	for _, g := range gs {
+		if slices.Contains(groups, g.Group) {
+			return true
+		}
+	}
+	return false
 }
 
 // policyConnection adapts the directory's connection row to policy's view.
@@ -187,6 +242,7 @@ func policyConnection(c store.Connection) *policy.Connection {
 		Resource:      c.ResourceURI,
 		Status:        string(c.Status),
 		StatusAt:      c.UpdatedAt,
+		StatusReason:  c.StatusReason,
 		Approver:      c.Approver,
 		ExpiresAt:     c.ExpiresAt,
 		GroupScopes:   make(map[string][]string, len(c.GroupScopes)),

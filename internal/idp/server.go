@@ -42,6 +42,7 @@ type Store interface {
 	store.AuthServers
 	store.Resources
 	store.Connections
+	store.Ledger
 	store.Sessions
 	store.AuthCodes
 	store.RefreshTokens

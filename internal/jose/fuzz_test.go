@@ -33,6 +33,7 @@ func FuzzVerifyIDJAG(f *testing.F)           { fuzzVerify(f, IDJAGProfile()) }
 func FuzzVerifyAccessToken(f *testing.F)     { fuzzVerify(f, AccessTokenProfile()) }
 func FuzzVerifyIDToken(f *testing.F)         { fuzzVerify(f, IDTokenProfile()) }
 func FuzzVerifyClientAssertion(f *testing.F) { fuzzVerify(f, ClientAssertionProfile()) }
+func FuzzVerifySET(f *testing.F)             { fuzzVerify(f, SETProfile()) }
 
 func fuzzVerify(f *testing.F, p Profile) {
 	fx := newFixture(f)
@@ -153,8 +154,15 @@ func checkAccepted(t *testing.T, raw string, tok *Token, p Profile, want Expecta
 		}
 		return v
 	}
-	if str("iss") != tok.Issuer || str("sub") != tok.Subject {
-		t.Fatal("iss or sub differ from the token")
+	if str("iss") != tok.Issuer {
+		t.Fatal("iss differs from the token")
+	}
+	if _, has := c["sub"]; has || !p.OptionalSubject {
+		if str("sub") != tok.Subject {
+			t.Fatal("sub differs from the token")
+		}
+	} else if tok.Subject != "" {
+		t.Fatal("a token without sub has a subject")
 	}
 	if p.RequireJTI && str("jti") != tok.ID {
 		t.Fatal("jti differs from the token")
@@ -267,6 +275,11 @@ func verifySeeds(tb testing.TB, fx *fixture) []string {
 		fx.es.token(tb, "", clientAssertionClaims()),
 		fx.ed.token(tb, "client-authentication+jwt", clientAssertionClaims()),
 		fx.es.token(tb, TypeIDJAG, with(idJAGClaims(), "iat", json.RawMessage("1777636790.25"), "nbf", now-5)),
+		fx.es.token(tb, TypeSET, setClaims()),
+		fx.ed.token(tb, "application/"+TypeSET, with(setClaims(), "sub", "user-1")),
+		fx.es.token(tb, TypeSET, with(setClaims(), "sub", "")),
+		fx.es.token(tb, TypeSET, with(setClaims(), "exp", now+3600)),
+		fx.es.token(tb, TypeIDJAG, setClaims()),
 		// alg none and HMAC confusion.
 		b64(header("none", "es-a", TypeIDJAG)) + "." + b64(jag) + ".",
 		b64(header("none", "es-a", TypeIDJAG)) + "." + b64(jag) + ".AAAA",
@@ -418,14 +431,14 @@ func TestFuzzSeedsAccepted(t *testing.T) {
 	t.Parallel()
 	fx := newFixture(t)
 	accepted := map[string]int{}
-	for _, p := range []Profile{IDJAGProfile(), AccessTokenProfile(), IDTokenProfile(), ClientAssertionProfile()} {
+	for _, p := range []Profile{IDJAGProfile(), AccessTokenProfile(), IDTokenProfile(), ClientAssertionProfile(), SETProfile()} {
 		for _, s := range verifySeeds(t, fx) {
 			if _, err := Verify(t.Context(), s, p, fx.issuers, expectFor(p)); err == nil {
 				accepted[p.Kind]++
 			}
 		}
 	}
-	for _, kind := range []string{"ID-JAG", "access token", "ID token", "client assertion"} {
+	for _, kind := range []string{"ID-JAG", "access token", "ID token", "client assertion", "security event token"} {
 		if accepted[kind] == 0 {
 			t.Errorf("no seed is a valid %s", kind)
 		}

@@ -217,6 +217,16 @@ func idJAGClaims() map[string]any {
 	}
 }
 
+// setClaims are a Security Event Token's: no sub at the top, the subject
+// is in the event.
+func setClaims() map[string]any {
+	now := testNow().Unix()
+	return map[string]any{
+		"iss": issuerA, "aud": asIssuer, "jti": "set-1", "iat": now - 10, "exp": now + 290,
+		"events": map[string]any{"urn:example:event": map[string]any{"subject": map[string]any{"format": "iss_sub", "iss": issuerA, "sub": "user-1"}}},
+	}
+}
+
 func accessTokenClaims() map[string]any {
 	now := testNow().Unix()
 	return map[string]any{

@@ -29,6 +29,9 @@ const (
 	// TypeJWT is the generic typ that ID tokens and client assertions carry,
 	// when they carry one at all.
 	TypeJWT = "JWT"
+	// TypeSET is the explicit typ of a Security Event Token (RFC 8417
+	// §2.3), which keeps a SET from passing as any other kind of JWT.
+	TypeSET = "secevent+jwt"
 	// typeClientAuthentication is the explicit typ of a client assertion
 	// proposed by draft-ietf-oauth-rfc7523bis.
 	typeClientAuthentication = "client-authentication+jwt"
@@ -50,6 +53,10 @@ type Profile struct {
 	Algorithms []string
 	// RequireJTI makes jti mandatory, for tokens that are replay-checked.
 	RequireJTI bool
+	// OptionalSubject lets sub be absent, for tokens whose subject lives
+	// elsewhere (a SET names it inside its event). A present sub must
+	// still be a non-empty string.
+	OptionalSubject bool
 	// SingleAudience requires aud to hold exactly one value.
 	SingleAudience bool
 	// MaxLifetime caps exp - iat; 0 means no cap.
@@ -94,6 +101,23 @@ func AccessTokenProfile() Profile {
 		RequireJTI:     true,
 		SingleAudience: true,
 		MaxLifetime:    3600 * time.Second,
+	}
+}
+
+// SETProfile verifies Security Event Tokens (RFC 8417) pushed to an
+// authorization server (RFC 8935). The typ is explicit and required, a SET
+// is single-use (jti) for exactly one audience, its subject lives in its
+// event (sub is optional), and it must be fresh: exp - iat is at most five
+// minutes, so a transmitter re-signs each delivery attempt.
+func SETProfile() Profile {
+	return Profile{
+		Kind:            "security event token",
+		Types:           []string{TypeSET},
+		Algorithms:      []string{ES256, EdDSA, RS256, PS256},
+		RequireJTI:      true,
+		OptionalSubject: true,
+		SingleAudience:  true,
+		MaxLifetime:     300 * time.Second,
 	}
 }
 

@@ -375,7 +375,7 @@ func (t *parsed) parseClaims(data []byte, p *Profile) error {
 	if err := str("iss", true, &t.iss); err != nil {
 		return err
 	}
-	if err := str("sub", true, &t.sub); err != nil {
+	if err := str("sub", !p.OptionalSubject, &t.sub); err != nil {
 		return err
 	}
 	raw, present := t.claims["aud"]

@@ -37,6 +37,8 @@ func expectFor(p Profile) Expectations {
 		aud = []string{clientID}
 	case ClientAssertionProfile().Kind:
 		aud = []string{asIssuer + "/token", asIssuer}
+	case SETProfile().Kind:
+		aud = []string{asIssuer}
 	}
 	return Expectations{Audiences: aud, Now: testNow()}
 }
@@ -60,7 +62,7 @@ func TestVerifyRejects(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	now := testNow().Unix()
-	jag, at, idt, ca := IDJAGProfile(), AccessTokenProfile(), IDTokenProfile(), ClientAssertionProfile()
+	jag, at, idt, ca, set := IDJAGProfile(), AccessTokenProfile(), IDTokenProfile(), ClientAssertionProfile(), SETProfile()
 	jagClaims := mustJSON(t, idJAGClaims())
 	validJAG := f.es.token(t, TypeIDJAG, idJAGClaims())
 
@@ -77,6 +79,20 @@ func TestVerifyRejects(t *testing.T) {
 		want    *Expectations // nil: expectFor(profile)
 		err     error
 	}{
+		// Security event tokens: their own typ only, one audience, a jti,
+		// short-lived; sub may be absent but not empty.
+		{"SET without typ", set, f.es.token(t, "", setClaims()), nil, ErrType},
+		{"SET typ JWT", set, f.es.token(t, TypeJWT, setClaims()), nil, ErrType},
+		{"ID-JAG as a SET", set, validJAG, nil, ErrType},
+		{"SET as an ID-JAG", jag, f.es.token(t, TypeSET, setClaims()), nil, ErrType},
+		{"SET as an ID token", idt, f.es.token(t, TypeSET, with(setClaims(), "sub", "user-1")), nil, ErrType},
+		{"SET without jti", set, f.es.token(t, TypeSET, with(setClaims(), "jti", nil)), nil, ErrMissingClaim},
+		{"SET with empty sub", set, f.es.token(t, TypeSET, with(setClaims(), "sub", "")), nil, ErrInvalidClaim},
+		{"SET with two audiences", set, f.es.token(t, TypeSET, with(setClaims(), "aud", []string{asIssuer, "https://other.example"})), nil, ErrAudience},
+		{"SET for another audience", set, f.es.token(t, TypeSET, with(setClaims(), "aud", "https://other.example")), nil, ErrAudience},
+		{"SET living an hour", set, f.es.token(t, TypeSET, with(setClaims(), "exp", now+3600)), nil, ErrLifetimeTooLong},
+		{"SET without exp", set, f.es.token(t, TypeSET, with(setClaims(), "exp", nil)), nil, ErrMissingClaim},
+
 		// Size and shape.
 		{"over size cap", jag, validJAG + strings.Repeat("A", DefaultMaxSize), nil, ErrTooLarge},
 		{"over custom size cap", Profile{Kind: "x", Types: []string{TypeIDJAG}, Algorithms: []string{ES256}, MaxSize: 100},
@@ -379,6 +395,14 @@ func TestVerifyAccepts(t *testing.T) {
 		{"client assertion without typ", ClientAssertionProfile(), f.es, "", clientAssertionClaims(), Token{
 			Issuer: clientID, Subject: clientID, ID: "ca-1", Audience: []string{asIssuer + "/token"},
 			IssuedAt: time.Unix(unix-5, 0).UTC(), Expiry: time.Unix(unix+55, 0).UTC(),
+		}},
+		{"SET without sub", SETProfile(), f.es, TypeSET, setClaims(), Token{
+			Issuer: issuerA, ID: "set-1", Audience: []string{asIssuer},
+			IssuedAt: time.Unix(unix-10, 0).UTC(), Expiry: time.Unix(unix+290, 0).UTC(),
+		}},
+		{"SET with sub, typ application/secevent+jwt", SETProfile(), f.ed, "application/" + TypeSET, with(setClaims(), "sub", "user-1"), Token{
+			Issuer: issuerA, Subject: "user-1", ID: "set-1", Audience: []string{asIssuer},
+			IssuedAt: time.Unix(unix-10, 0).UTC(), Expiry: time.Unix(unix+290, 0).UTC(),
 		}},
 		{"client assertion typ client-authentication+jwt", ClientAssertionProfile(), f.ed, "client-authentication+jwt",
 			with(clientAssertionClaims(), "aud", []string{asIssuer, "https://elsewhere.example"}), Token{

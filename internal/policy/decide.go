@@ -126,12 +126,20 @@ func (e *eval) principals() (Decision, bool) {
 // and audit.
 func CheckPrincipals(app App, user User) (d Decision, ok bool) {
 	if !app.Enabled {
-		return deny(DenyAccess, RuleAppDisabled, "the client is disabled",
-			fmt.Sprintf("requesting app %s is disabled", q(app.ClientID))), false
+		msg, why := "the client is disabled", fmt.Sprintf("requesting app %s is disabled", q(app.ClientID))
+		if !app.RevokedAt.IsZero() {
+			msg = "the client was revoked at " + clientTime(app.RevokedAt) + because(app.RevokedReason)
+			why = fmt.Sprintf("requesting app %s was revoked at %s%s", q(app.ClientID), ts(app.RevokedAt), reasonSuffix(app.RevokedReason))
+		}
+		return deny(DenyAccess, RuleAppDisabled, msg, why), false
 	}
 	if !user.Enabled {
-		return deny(DenyAccess, RuleUserDisabled, "the user's account is disabled",
-			fmt.Sprintf("user %s is disabled", q(user.ID))), false
+		msg, why := "the user's account is disabled", fmt.Sprintf("user %s is disabled", q(user.ID))
+		if !user.DisabledAt.IsZero() {
+			msg = "the user's account was disabled at " + clientTime(user.DisabledAt) + because(user.DisabledReason)
+			why = fmt.Sprintf("user %s was disabled at %s%s", q(user.ID), ts(user.DisabledAt), reasonSuffix(user.DisabledReason))
+		}
+		return deny(DenyAccess, RuleUserDisabled, msg, why), false
 	}
 	return Decision{}, true
 }
@@ -172,17 +180,38 @@ func (e *eval) connection() (Decision, bool) {
 	if !c.StatusAt.IsZero() {
 		at = " at " + ts(c.StatusAt)
 	}
+	// The client's own connection is named in its message: the app's
+	// operator needs the id, the time and the admin's reason to act.
+	cat := ""
+	if !c.StatusAt.IsZero() {
+		cat = " at " + clientTime(c.StatusAt)
+	}
+	id, why := "the connection "+c.ID, reasonSuffix(c.StatusReason)
 	switch c.Status {
 	case StatusApproved:
 	case StatusPending:
-		return deny(DenyAccess, RuleConnectionPending, "the connection from this client to the resource awaits approval",
+		return deny(DenyAccess, RuleConnectionPending, id+" from this client to the resource awaits approval",
 			fmt.Sprintf("%s is pending approval (requested%s)", name, orUnknown(at))), true
+	case StatusDenied:
+		return deny(DenyAccess, RuleConnectionDenied, "the request for "+id+" was denied"+cat+because(c.StatusReason),
+			fmt.Sprintf("%s was denied%s%s", name, at, why)), true
 	case StatusSuspended:
-		return deny(DenyAccess, RuleConnectionSuspended, "the connection from this client to the resource is suspended",
-			fmt.Sprintf("%s was suspended%s", name, at)), true
+		return deny(DenyAccess, RuleConnectionSuspended, id+" was suspended"+cat+because(c.StatusReason),
+			fmt.Sprintf("%s was suspended%s%s", name, at, why)), true
 	case StatusRevoked:
-		return deny(DenyAccess, RuleConnectionRevoked, "the connection from this client to the resource was revoked",
-			fmt.Sprintf("%s was revoked%s", name, at)), true
+		return deny(DenyAccess, RuleConnectionRevoked, id+" was revoked"+cat+because(c.StatusReason),
+			fmt.Sprintf("%s was revoked%s%s", name, at, why)), true
+	case StatusExpired:
+		when := c.ExpiresAt
+		if when.IsZero() {
+			when = c.StatusAt
+		}
+		date := " at an unknown time"
+		if !when.IsZero() {
+			date = " " + ts(when)
+		}
+		return deny(DenyAccess, RuleConnectionExpired, expiredMessage(id, when),
+			fmt.Sprintf("%s expired: its recertification date%s passed", name, date)), true
 	default:
 		return deny(DenyAccess, RuleConnectionStatusUnknown, "the connection from this client to the resource is not in force",
 			fmt.Sprintf("%s has status %s, which this version does not recognise; only %q can mint", name, q(c.Status), StatusApproved)), true
@@ -192,8 +221,8 @@ func (e *eval) connection() (Decision, bool) {
 			fmt.Sprintf("%s has status %q but names no approver; a connection must be approved by someone before it can mint", name, StatusApproved)), true
 	}
 	if !c.ExpiresAt.IsZero() && c.ExpiresAt.Sub(in.Now) < MinLifetime {
-		return deny(DenyAccess, RuleConnectionExpired, "the connection from this client to the resource has expired",
-			name+" "+endsPhrase(c.ExpiresAt, in.Now)), true
+		return deny(DenyAccess, RuleConnectionExpired, expiredMessage(id, c.ExpiresAt),
+			name+" "+endsPhrase(c.ExpiresAt, in.Now)+" (its recertification date)"), true
 	}
 	s := fmt.Sprintf("%s is approved by %s", name, q(c.Approver))
 	if !c.ExpiresAt.IsZero() {
@@ -217,7 +246,19 @@ func (e *eval) membership() (Decision, bool) {
 			why = fmt.Sprintf("user %s is in none of the groups %s grants scopes to (%s)",
 				q(in.User.ID), e.connName(), list(slices.Sorted(maps.Keys(c.GroupScopes))))
 		}
-		return deny(DenyAccess, RuleUserNotInGroup, "the user is not in a group allowed to use this resource", why), true
+		reasons := []string{why}
+		msg := "the user is not in a group allowed to use this resource"
+		// The newest removal from a group the connection grants to is
+		// the likely cause; the client hears when and why, not which
+		// group.
+		for _, r := range in.User.Removals {
+			if _, ok := c.GroupScopes[r.Group]; ok && !r.At.IsZero() {
+				msg = "the user was removed at " + clientTime(r.At) + " from a group allowed to use this resource" + because(r.Reason)
+				reasons = append(reasons, fmt.Sprintf("user %s was removed from group %s at %s%s", q(in.User.ID), q(r.Group), ts(r.At), reasonSuffix(r.Reason)))
+				break
+			}
+		}
+		return deny(DenyAccess, RuleUserNotInGroup, msg, reasons...), true
 	}
 	e.reasons = append(e.reasons, fmt.Sprintf("user %s is in the connection's groups %s", q(in.User.ID), list(e.groups)))
 	return Decision{}, false
@@ -500,6 +541,37 @@ func endsPhrase(at, now time.Time) string {
 	}
 	return fmt.Sprintf("ends at %s, less than %s after the decision time %s", ts(at), MinLifetime, ts(now))
 }
+
+// expiredMessage is the client's message for a connection whose
+// recertification date passed.
+func expiredMessage(id string, at time.Time) string {
+	msg := id + " expired"
+	if !at.IsZero() {
+		msg += " at " + clientTime(at)
+	}
+	return msg + " (its recertification date passed); an admin must recertify it"
+}
+
+// because appends an admin's reason to a client message; the message is
+// sanitized and capped where it becomes an error_description.
+func because(reason string) string {
+	reason = strings.Join(strings.Fields(reason), " ")
+	if reason == "" {
+		return ""
+	}
+	return ": " + reason
+}
+
+// reasonSuffix appends an admin's reason to an audit reason, quoted.
+func reasonSuffix(reason string) string {
+	if strings.TrimSpace(reason) == "" {
+		return ""
+	}
+	return ": " + q(reason)
+}
+
+// clientTime is a time in a client message: whole seconds, UTC.
+func clientTime(t time.Time) string { return t.UTC().Truncate(time.Second).Format(time.RFC3339) }
 
 func orUnknown(s string) string {
 	if s == "" {

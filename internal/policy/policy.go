@@ -41,8 +41,10 @@ const (
 const (
 	StatusPending   = "pending"   // requested, awaiting an approver
 	StatusApproved  = "approved"  // approved and in force
+	StatusDenied    = "denied"    // the request was refused; final
 	StatusSuspended = "suspended" // paused by an admin; may be resumed
 	StatusRevoked   = "revoked"   // ended by an admin; final
+	StatusExpired   = "expired"   // its recertification date passed; recertifying approves it again
 )
 
 // User is the subject as the directory knows it now, not as the subject
@@ -51,12 +53,31 @@ type User struct {
 	ID      string
 	Enabled bool
 	Groups  []string
+	// DisabledAt and DisabledReason say when and why the user was
+	// disabled, if the ledger knows; a denial names them.
+	DisabledAt     time.Time
+	DisabledReason string
+	// Removals are the user's latest removals from groups, newest first
+	// (as the ledger recorded them); a denial for want of a group names
+	// the removal from a group the connection grants to.
+	Removals []Removal
+}
+
+// Removal is a user's removal from a group.
+type Removal struct {
+	Group  string
+	At     time.Time
+	Reason string
 }
 
 // App is the requesting app (the authenticated OAuth client).
 type App struct {
 	ClientID string
 	Enabled  bool
+	// RevokedAt and RevokedReason say when and why the app was revoked,
+	// if the ledger knows; a denial names them.
+	RevokedAt     time.Time
+	RevokedReason string
 }
 
 // Authentication is how and when the user last proved who they are, from
@@ -101,8 +122,11 @@ type Connection struct {
 	Resource string // canonical resource URI
 	Status   string // one of the Status constants
 	// StatusAt is when Status was last set (e.g. the revocation time);
-	// zero if unknown. Used only in reasons.
+	// zero if unknown. Used only in reasons and messages.
 	StatusAt time.Time
+	// StatusReason is the reason given with the latest status change
+	// (why it was revoked, suspended or denied); a denial names it.
+	StatusReason string
 	// Approver is who approved the connection. An approved connection
 	// without one is treated as unapproved.
 	Approver string
@@ -199,6 +223,7 @@ const (
 	RuleResourceNotGoverned     = "target.resource_not_governed"
 	RuleConnectionMissing       = "connection.missing"
 	RuleConnectionPending       = "connection.pending"
+	RuleConnectionDenied        = "connection.denied"
 	RuleConnectionSuspended     = "connection.suspended"
 	RuleConnectionRevoked       = "connection.revoked"
 	RuleConnectionStatusUnknown = "connection.status_unknown"
@@ -236,7 +261,10 @@ type Decision struct {
 	// client.
 	Reasons []string
 	// ClientMessage is one sentence safe to return to the client as the
-	// error_description: it names no group, approver or connection.
+	// error_description: it names no group or approver. A refusal because
+	// of the client's own connection names that connection, when and why
+	// it ended (the admin's reason), so the client's operator knows what
+	// to ask for.
 	ClientMessage string
 	// GrantedScopes are the scopes to put in the ID-JAG; empty unless
 	// Allow.

@@ -702,3 +702,74 @@ func TestCheckPrincipals(t *testing.T) {
 		})
 	}
 }
+
+// TestDenialMessagesNameTheCause: a refusal because of the client's own
+// connection, or of a ledger change to the user or the app, tells the
+// client what happened, when and why (issue 7: "exchange fails with
+// access_denied that names the revocation"), and never which group or
+// approver.
+func TestDenialMessagesNameTheCause(t *testing.T) {
+	t.Parallel()
+	at := t0.Add(-90 * time.Second)
+	tests := []struct {
+		name   string
+		mutate func(*Input)
+		rule   string
+		msg    string
+	}{
+		{"revoked with reason", func(in *Input) {
+			in.Connection.Status, in.Connection.StatusAt, in.Connection.StatusReason = StatusRevoked, at, "vendor contract\nended"
+		}, RuleConnectionRevoked, "the connection c-123 was revoked at 2026-05-01T11:58:30Z: vendor contract ended"},
+		{"revoked without reason", func(in *Input) { in.Connection.Status, in.Connection.StatusAt = StatusRevoked, at },
+			RuleConnectionRevoked, "the connection c-123 was revoked at 2026-05-01T11:58:30Z"},
+		{"suspended", func(in *Input) {
+			in.Connection.Status, in.Connection.StatusAt, in.Connection.StatusReason = StatusSuspended, at, "incident 7"
+		}, RuleConnectionSuspended, "the connection c-123 was suspended at 2026-05-01T11:58:30Z: incident 7"},
+		{"denied", func(in *Input) {
+			in.Connection.Status, in.Connection.StatusAt, in.Connection.StatusReason = StatusDenied, at, "not needed"
+		}, RuleConnectionDenied, "the request for the connection c-123 was denied at 2026-05-01T11:58:30Z: not needed"},
+		{"pending", func(in *Input) { in.Connection.Status = StatusPending },
+			RuleConnectionPending, "the connection c-123 from this client to the resource awaits approval"},
+		{"expired status", func(in *Input) { in.Connection.Status, in.Connection.ExpiresAt = StatusExpired, at },
+			RuleConnectionExpired, "the connection c-123 expired at 2026-05-01T11:58:30Z (its recertification date passed); an admin must recertify it"},
+		{"expiry date passed while approved", func(in *Input) { in.Connection.ExpiresAt = at },
+			RuleConnectionExpired, "the connection c-123 expired at 2026-05-01T11:58:30Z (its recertification date passed); an admin must recertify it"},
+		{"user disabled by the ledger", func(in *Input) {
+			in.User.Enabled, in.User.DisabledAt, in.User.DisabledReason = false, at, "left the company"
+		}, RuleUserDisabled, "the user's account was disabled at 2026-05-01T11:58:30Z: left the company"},
+		{"user disabled, no ledger record", func(in *Input) { in.User.Enabled = false },
+			RuleUserDisabled, "the user's account is disabled"},
+		{"app revoked by the ledger", func(in *Input) {
+			in.App.Enabled, in.App.RevokedAt, in.App.RevokedReason = false, at, "compromised"
+		}, RuleAppDisabled, "the client was revoked at 2026-05-01T11:58:30Z: compromised"},
+		{"removed from the connection's group", func(in *Input) {
+			in.User.Groups = []string{"sales"}
+			in.User.Removals = []Removal{{Group: "sales", At: at.Add(time.Second), Reason: "moved"}, {Group: "eng", At: at, Reason: "moved team"}}
+		}, RuleUserNotInGroup, "the user was removed at 2026-05-01T11:58:30Z from a group allowed to use this resource: moved team"},
+		{"removed from an unrelated group only", func(in *Input) {
+			in.User.Groups = nil
+			in.User.Removals = []Removal{{Group: "sales", At: at, Reason: "moved"}}
+		}, RuleUserNotInGroup, "the user is not in a group allowed to use this resource"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			in := base()
+			tc.mutate(&in)
+			d := Decide(in)
+			if d.Outcome != DenyAccess || d.Rule != tc.rule || d.ClientMessage != tc.msg {
+				t.Errorf("got %v %q %q, want access denied %q %q", d.Outcome, d.Rule, d.ClientMessage, tc.rule, tc.msg)
+			}
+			for _, leak := range []string{"carol@corp.example", "staff", `"eng"`} {
+				if strings.Contains(d.ClientMessage, leak) {
+					t.Errorf("client message %q names %q", d.ClientMessage, leak)
+				}
+			}
+			for _, r := range d.Reasons {
+				if strings.ContainsAny(r, "\r\n") {
+					t.Errorf("reason %q is not one line", r)
+				}
+			}
+		})
+	}
+}

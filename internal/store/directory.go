@@ -409,14 +409,23 @@ type Resources interface {
 type ConnectionStatus string
 
 // Connection states. Only an approved, unexpired connection lets the IdP
-// mint. Suspension is reversible; revocation is final (create a new
-// connection instead), so a revoked row is a permanent record.
+// mint. Suspension is reversible, and an expired connection (its
+// recertification date passed) is approved again by recertifying it;
+// denial and revocation are final (create a new connection instead), so a
+// denied or revoked row is a permanent record.
 const (
 	ConnectionPending   ConnectionStatus = "pending"
 	ConnectionApproved  ConnectionStatus = "approved"
+	ConnectionDenied    ConnectionStatus = "denied"
 	ConnectionSuspended ConnectionStatus = "suspended"
 	ConnectionRevoked   ConnectionStatus = "revoked"
+	ConnectionExpired   ConnectionStatus = "expired"
 )
+
+// Ended reports whether the status is final: denied or revoked. An ended
+// connection is a record; it does not count as the app's live connection
+// to the resource.
+func (s ConnectionStatus) Ended() bool { return s == ConnectionDenied || s == ConnectionRevoked }
 
 // GroupScopes grants scopes to the members of one group.
 type GroupScopes struct {
@@ -453,10 +462,16 @@ type Connection struct {
 	Status        ConnectionStatus
 	Approver      string // who approved it; required once approved
 	Justification string
-	CreatedAt     time.Time
-	UpdatedAt     time.Time
-	ExpiresAt     time.Time // zero: never
-	RevokedAt     time.Time // set exactly when Status is revoked
+	// Requester is who asked for the connection ("" for one a seed
+	// created).
+	Requester string
+	// StatusReason is the reason or note given with the latest status
+	// change, e.g. why it was revoked.
+	StatusReason string
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+	ExpiresAt    time.Time // zero: never; the recertification date
+	RevokedAt    time.Time // set exactly when Status is revoked
 }
 
 // Scopes returns every scope the connection grants to any group, in first
@@ -485,12 +500,12 @@ func (c Connection) Validate() error {
 		return err
 	}
 	switch c.Status {
-	case ConnectionPending, ConnectionApproved, ConnectionSuspended, ConnectionRevoked:
+	case ConnectionPending, ConnectionApproved, ConnectionDenied, ConnectionSuspended, ConnectionRevoked, ConnectionExpired:
 	default:
-		return fmt.Errorf("%w: connection status %q is not pending, approved, suspended or revoked", ErrInvalid, c.Status)
+		return fmt.Errorf("%w: connection status %q is not pending, approved, denied, suspended, revoked or expired", ErrInvalid, c.Status)
 	}
-	if len(c.GroupScopes) == 0 && c.Status != ConnectionPending {
-		return fmt.Errorf("%w: connection grants no scopes to any group; only a pending connection may", ErrInvalid)
+	if len(c.GroupScopes) == 0 && (c.Status == ConnectionApproved || c.Status == ConnectionSuspended || c.Status == ConnectionExpired) {
+		return fmt.Errorf("%w: connection grants no scopes to any group; only a pending connection (or one that ended) may", ErrInvalid)
 	}
 	if len(c.GroupScopes) > maxGroupsPerConn || len(c.StepUp) > maxStepUpPerConn {
 		return fmt.Errorf("%w: connection has too many groups or step-up rules", ErrInvalid)
@@ -549,12 +564,19 @@ func (c Connection) Validate() error {
 	if err := checkText("approver", c.Approver, maxNameLen, false); err != nil {
 		return err
 	}
+	if err := checkText("requester", c.Requester, maxNameLen, false); err != nil {
+		return err
+	}
+	if err := checkText("status reason", c.StatusReason, maxTextLen, true); err != nil {
+		return err
+	}
 	return checkText("justification", c.Justification, maxTextLen, true)
 }
 
 // ValidateFor checks c against the resource it names: every scope it
-// grants must be one the resource defines. A revoked connection is only a
-// record and is checked on its own, since the resource may have moved on.
+// grants must be one the resource defines. An ended (denied or revoked)
+// connection is only a record and is checked on its own, since the
+// resource may have moved on.
 func (c Connection) ValidateFor(r Resource) error {
 	if err := c.Validate(); err != nil {
 		return err
@@ -562,7 +584,7 @@ func (c Connection) ValidateFor(r Resource) error {
 	if r.URI != c.ResourceURI {
 		return fmt.Errorf("%w: connection is for %s, not %s", ErrInvalid, c.ResourceURI, r.URI)
 	}
-	if c.Status == ConnectionRevoked {
+	if c.Status.Ended() {
 		return nil
 	}
 	for _, s := range c.Scopes() {
@@ -587,33 +609,87 @@ func CheckLifetimes(idJAG, accessToken time.Duration) error {
 	return nil
 }
 
-// ConnectionFilter selects connections. Zero fields do not filter; revoked
-// connections are included only when IncludeRevoked is set.
+// ConnectionFilter selects connections. Zero fields do not filter; ended
+// (revoked or denied) connections are included only when IncludeRevoked is
+// set.
 type ConnectionFilter struct {
 	AppID          string
 	ResourceURI    string
 	IncludeRevoked bool
 }
 
+// Connection sort keys of ConnectionQuery.
+const (
+	ConnectionSortCreated = "created"
+	ConnectionSortUpdated = "updated"
+	ConnectionSortExpires = "expires" // connections without a date sort last
+)
+
+// ConnectionCursor is a position in a ConnectionQuery's order: the sort
+// key's value (Unix milliseconds) and the id of the last row returned.
+type ConnectionCursor struct {
+	Key int64
+	ID  string
+}
+
+// ConnectionQuery selects one page of connections in a fixed order.
+type ConnectionQuery struct {
+	AppID       string
+	ResourceURI string
+	Status      ConnectionStatus // "" for every status
+	Sort        string           // one of the ConnectionSort keys; "" means created
+	Desc        bool
+	Limit       int               // 0 means 50; capped at 1000
+	After       *ConnectionCursor // nil: the first page
+}
+
+// ConnectionSortKey is the value of c that sort orders by, as a cursor
+// holds it.
+func ConnectionSortKey(c Connection, sort string) int64 {
+	switch sort {
+	case ConnectionSortUpdated:
+		return c.UpdatedAt.UnixMilli()
+	case ConnectionSortExpires:
+		if c.ExpiresAt.IsZero() {
+			return NoExpirySortKey
+		}
+		return c.ExpiresAt.UnixMilli()
+	default:
+		return c.CreatedAt.UnixMilli()
+	}
+}
+
+// NoExpirySortKey is the expires sort key of a connection without a
+// recertification date: the last millisecond of year 9999.
+const NoExpirySortKey int64 = 253402300799999
+
 // Connections stores connections. At most one connection per app and
-// resource is not revoked; the database enforces it.
+// resource is live (not revoked and not denied); the database enforces it.
 type Connections interface {
 	// CreateConnection inserts c after ValidateFor against its resource;
-	// ErrConflict if the id exists or the app already has a connection to
-	// the resource that is not revoked, ErrNotFound if the app, the
-	// resource or a group does not exist.
+	// ErrConflict if the id exists or the app already has a live
+	// connection to the resource, ErrNotFound if the app, the resource or
+	// a group does not exist.
 	CreateConnection(ctx context.Context, c Connection) error
 	// GetConnection returns the connection with the id, or ErrNotFound.
 	GetConnection(ctx context.Context, id string) (Connection, error)
-	// FindConnection returns the app's connection to the resource that is
-	// not revoked, or ErrNotFound.
+	// FindConnection returns the app's live connection to the resource,
+	// or ErrNotFound.
 	FindConnection(ctx context.Context, appID, resourceURI string) (Connection, error)
+	// LatestConnection returns the app's live connection to the resource
+	// or, when there is none, the one that ended last (revoked or denied),
+	// so that a refusal can say what happened to it; ErrNotFound if the
+	// app never had one.
+	LatestConnection(ctx context.Context, appID, resourceURI string) (Connection, error)
 	// ListConnections returns the matching connections, oldest first.
 	ListConnections(ctx context.Context, f ConnectionFilter) ([]Connection, error)
+	// QueryConnections returns one page of q's connections in q's order
+	// (sort key, then id); ErrInvalid for an unknown sort key or status.
+	QueryConnections(ctx context.Context, q ConnectionQuery) ([]Connection, error)
 	// UpdateConnection atomically reads the connection, applies fn and
 	// writes the result after the same checks as CreateConnection. ID,
-	// AppID, ResourceURI and CreatedAt cannot change, and a revoked
-	// connection stays revoked.
+	// AppID, ResourceURI and CreatedAt cannot change, and an ended
+	// connection stays as it ended.
 	UpdateConnection(ctx context.Context, id string, fn func(Connection) (Connection, error)) error
 }
 

@@ -106,9 +106,14 @@ type RevokedToken struct {
 }
 
 // AuditEvent is one append-only audit record. Token values never appear in
-// it: Data carries keyed hashes when a token must be referenced.
+// it: Data carries keyed hashes when a token must be referenced. Each event
+// belongs to one stream (a hash chain of its own, see package
+// internal/audit and docs/audit-schema.md). Data keys "jti" and "idjag_jti"
+// are indexed, so records can be found (and traced) by token id.
 type AuditEvent struct {
-	Seq       int64 // assigned by the store, strictly increasing
+	ID        int64  // assigned by the store: a locator, increasing in insertion order; not hashed
+	Stream    string // set by the store from Type when empty (audit.StreamOf)
+	Seq       int64  // assigned by the store: 1, 2, 3, ... within the stream
 	Time      time.Time
 	Type      string // e.g. "token.issued", "token.denied", "key.rotated"
 	Actor     string // who acted: a client_id, an admin, "system"
@@ -123,21 +128,32 @@ type AuditEvent struct {
 	Hash      string // hex; set by the store
 }
 
-// AuditFilter selects audit events. Zero fields do not filter.
+// AuditFilter selects audit events. Zero fields do not filter; set fields
+// must all match, exactly (no patterns).
 type AuditFilter struct {
-	AfterSeq int64
-	Type     string
-	Subject  string
-	ClientID string
-	Limit    int // 0 means a backend default (100); capped at 1000
+	AfterID   int64  // events with a larger ID (a cursor over every stream)
+	Stream    string // one stream only
+	AfterSeq  int64  // with Stream: events of that stream after this Seq
+	Type      string
+	Subject   string
+	ClientID  string
+	Outcome   string
+	JTI       string    // Data["jti"]
+	ParentJTI string    // Data["idjag_jti"]: the ID-JAG an access token was redeemed from
+	Since     time.Time // Time at or after
+	Until     time.Time // Time before
+	Limit     int       // 0 means a backend default (100); capped at 1000
 }
 
 // Audit is the append-only audit trail. Each event's Hash chains it to the
-// previous event so that edits inside the chain are detectable.
+// previous event of its stream so that edits inside the chain are
+// detectable.
 type Audit interface {
-	// AppendAudit assigns Seq, PrevHash and Hash, and stores the event.
+	// AppendAudit assigns ID, Stream (if empty), Seq, PrevHash and Hash,
+	// and stores the event.
 	AppendAudit(ctx context.Context, e *AuditEvent) error
-	// ListAudit returns events in ascending Seq order.
+	// ListAudit returns events in ascending ID order, which within one
+	// stream is ascending Seq order.
 	ListAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, error)
 }
 
@@ -220,6 +236,11 @@ type Tx interface {
 	Sessions
 	AuthCodes
 	RefreshTokens
+	AdminSessions
+	AdminTokens
+	Ledger
+	SETOutbox
+	RevocationPolls
 }
 
 // Transactor runs fn in one database transaction. If fn returns an error,

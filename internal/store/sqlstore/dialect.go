@@ -34,8 +34,7 @@ type dialect struct {
 	// Queries that read a row the transaction writes back. PostgreSQL takes
 	// a row lock (FOR UPDATE); SQLite needs none because BEGIN IMMEDIATE
 	// already holds the database's single write lock.
-	selectAuditHeadForUpdate string
-	selectKeyForUpdate       string
+	selectKeyForUpdate string
 
 	// revokeToken revokes one token and gives it the next revocation
 	// cursor, keeping both from its first revocation. The cursor must
@@ -45,8 +44,8 @@ type dialect struct {
 	// cursor of the same sequence as revokeToken.
 	raiseFence string
 
-	// snapshot is how VerifyAuditChain reads the events and the chain head
-	// consistently.
+	// snapshot is how VerifyAudit and ScanAudit read the records and the
+	// chain heads consistently.
 	snapshot *sql.TxOptions
 
 	// classify maps a driver error to a store sentinel, or returns nil.
@@ -55,27 +54,25 @@ type dialect struct {
 
 func newSQLiteDialect() *dialect {
 	return &dialect{
-		name:                     DialectSQLite,
-		migrationsDir:            "migrations/sqlite",
-		selectAuditHeadForUpdate: selectAuditHeadSQL,
-		selectKeyForUpdate:       selectKeySQL,
-		revokeToken:              revokeTokenSQLite,
-		raiseFence:               raiseFenceSQLite,
-		snapshot:                 &sql.TxOptions{ReadOnly: true},
-		classify:                 classifySQLite,
+		name:               DialectSQLite,
+		migrationsDir:      "migrations/sqlite",
+		selectKeyForUpdate: selectKeySQL,
+		revokeToken:        revokeTokenSQLite,
+		raiseFence:         raiseFenceSQLite,
+		snapshot:           &sql.TxOptions{ReadOnly: true},
+		classify:           classifySQLite,
 	}
 }
 
 func newPostgresDialect() *dialect {
 	return &dialect{
-		name:                     DialectPostgres,
-		migrationsDir:            "migrations/postgres",
-		selectAuditHeadForUpdate: selectAuditHeadSQL + " FOR UPDATE",
-		selectKeyForUpdate:       selectKeySQL + " FOR UPDATE",
-		revokeToken:              revokeTokenPostgres,
-		raiseFence:               raiseFencePostgres,
-		snapshot:                 &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true},
-		classify:                 classifyPostgres,
+		name:               DialectPostgres,
+		migrationsDir:      "migrations/postgres",
+		selectKeyForUpdate: selectKeySQL + " FOR UPDATE",
+		revokeToken:        revokeTokenPostgres,
+		raiseFence:         raiseFencePostgres,
+		snapshot:           &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true},
+		classify:           classifyPostgres,
 	}
 }
 

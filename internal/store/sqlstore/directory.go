@@ -549,7 +549,7 @@ const (
 	selectResourceSQL = `SELECT ` + resourceColumns + ` FROM resources WHERE uri = $1`
 	listResourcesSQL  = `SELECT ` + resourceColumns + ` FROM resources WHERE auth_server = $1 ORDER BY uri`
 	updateResourceSQL = `UPDATE resources SET name = $2, auth_server = $3, scopes = $4, updated_at = $5 WHERE uri = $1`
-	liveConnScopesSQL = `SELECT id, group_scopes FROM connections WHERE resource_uri = $1 AND status <> 'revoked' ORDER BY id`
+	liveConnScopesSQL = `SELECT id, group_scopes FROM connections WHERE resource_uri = $1 AND status NOT IN ('revoked', 'denied') ORDER BY id`
 )
 
 type scopeJSON struct {
@@ -711,19 +711,24 @@ func cloneResource(r store.Resource) store.Resource {
 
 const (
 	connectionColumns = `id, app_id, resource_uri, group_scopes, step_up, id_jag_lifetime_ms,
-    access_token_lifetime_ms, include_email, status, approver, justification,
+    access_token_lifetime_ms, include_email, status, approver, justification, requester, status_reason,
     created_at, updated_at, expires_at, revoked_at`
 	insertConnectionSQL = `INSERT INTO connections (app_realm, ` + connectionColumns + `)
-VALUES ('idp', $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) ON CONFLICT DO NOTHING`
+VALUES ('idp', $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) ON CONFLICT DO NOTHING`
 	selectConnectionSQL = `SELECT ` + connectionColumns + ` FROM connections WHERE id = $1`
 	findConnectionSQL   = `SELECT ` + connectionColumns + ` FROM connections
-WHERE app_id = $1 AND resource_uri = $2 AND status <> 'revoked'`
+WHERE app_id = $1 AND resource_uri = $2 AND status NOT IN ('revoked', 'denied')`
+	// latestConnectionSQL puts the live row first, then ended rows by the
+	// time they ended.
+	latestConnectionSQL = `SELECT ` + connectionColumns + ` FROM connections
+WHERE app_id = $1 AND resource_uri = $2
+ORDER BY CASE WHEN status IN ('revoked', 'denied') THEN 1 ELSE 0 END, updated_at DESC, id DESC LIMIT 1`
 	listConnectionsSQL = `SELECT ` + connectionColumns + ` FROM connections
-WHERE ($1 = '' OR app_id = $1) AND ($2 = '' OR resource_uri = $2) AND ($3 OR status <> 'revoked')
+WHERE ($1 = '' OR app_id = $1) AND ($2 = '' OR resource_uri = $2) AND ($3 OR status NOT IN ('revoked', 'denied'))
 ORDER BY created_at, id`
 	updateConnectionSQL = `UPDATE connections SET group_scopes = $2, step_up = $3, id_jag_lifetime_ms = $4,
     access_token_lifetime_ms = $5, include_email = $6, status = $7, approver = $8, justification = $9,
-    updated_at = $10, expires_at = $11, revoked_at = $12
+    requester = $10, status_reason = $11, updated_at = $12, expires_at = $13, revoked_at = $14
 WHERE id = $1`
 )
 
@@ -756,7 +761,7 @@ func scanConnection(s scanner) (store.Connection, error) {
 	var idjag, access, created, updated int64
 	var expires, revoked sql.NullInt64
 	if err := s.Scan(&c.ID, &c.AppID, &c.ResourceURI, &groups, &stepUp, &idjag, &access, &c.IncludeEmail,
-		&status, &c.Approver, &c.Justification, &created, &updated, &expires, &revoked); err != nil {
+		&status, &c.Approver, &c.Justification, &c.Requester, &c.StatusReason, &created, &updated, &expires, &revoked); err != nil {
 		return store.Connection{}, err
 	}
 	var err error
@@ -797,7 +802,7 @@ func connectionArgs(c store.Connection) ([]any, error) {
 		return nil, err
 	}
 	return []any{string(gj), string(sj), c.IDJAGLifetime.Milliseconds(), c.AccessTokenLifetime.Milliseconds(),
-		c.IncludeEmail, string(c.Status), c.Approver, c.Justification}, nil
+		c.IncludeEmail, string(c.Status), c.Approver, c.Justification, c.Requester, c.StatusReason}, nil
 }
 
 // checkConnectionRefs validates c against the rows it names: the app, the
@@ -837,7 +842,7 @@ func (o *ops) CreateConnection(ctx context.Context, c store.Connection) error {
 		return err
 	}
 	if n == 0 {
-		return fmt.Errorf("sqlstore: %s: %w (the id exists, or the app already has a connection to %s that is not revoked)",
+		return fmt.Errorf("sqlstore: %s: %w (the id exists, or the app already has a live connection to %s)",
 			op, store.ErrConflict, c.ResourceURI)
 	}
 	return nil
@@ -860,6 +865,10 @@ func (o *ops) GetConnection(ctx context.Context, id string) (store.Connection, e
 
 func (o *ops) FindConnection(ctx context.Context, appID, resourceURI string) (store.Connection, error) {
 	return o.getConnection(ctx, o.r, "find connection", findConnectionSQL, appID, resourceURI)
+}
+
+func (o *ops) LatestConnection(ctx context.Context, appID, resourceURI string) (store.Connection, error) {
+	return o.getConnection(ctx, o.r, "latest connection", latestConnectionSQL, appID, resourceURI)
 }
 
 func (o *ops) ListConnections(ctx context.Context, f store.ConnectionFilter) ([]store.Connection, error) {
@@ -891,8 +900,8 @@ func (o *ops) UpdateConnection(ctx context.Context, id string, fn func(store.Con
 		return immutable("connection's id, app or resource")
 	case !next.CreatedAt.Equal(cur.CreatedAt):
 		return immutable("connection creation time")
-	case cur.Status == store.ConnectionRevoked && next.Status != store.ConnectionRevoked:
-		return fmt.Errorf("%w: a revoked connection stays revoked; create a new one", store.ErrInvalid)
+	case cur.Status.Ended() && next.Status != cur.Status:
+		return fmt.Errorf("%w: a %s connection stays %s; create a new one", store.ErrInvalid, cur.Status, cur.Status)
 	}
 	if err := o.checkConnectionRefs(ctx, op, next); err != nil {
 		return err
@@ -1037,6 +1046,16 @@ func (db *DB) GetConnection(ctx context.Context, id string) (store.Connection, e
 // FindConnection implements store.Connections.
 func (db *DB) FindConnection(ctx context.Context, appID, resourceURI string) (store.Connection, error) {
 	return db.auto().FindConnection(ctx, appID, resourceURI)
+}
+
+// LatestConnection implements store.Connections.
+func (db *DB) LatestConnection(ctx context.Context, appID, resourceURI string) (store.Connection, error) {
+	return db.auto().LatestConnection(ctx, appID, resourceURI)
+}
+
+// QueryConnections implements store.Connections.
+func (db *DB) QueryConnections(ctx context.Context, q store.ConnectionQuery) ([]store.Connection, error) {
+	return db.auto().QueryConnections(ctx, q)
 }
 
 // ListConnections implements store.Connections.

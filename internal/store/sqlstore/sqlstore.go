@@ -232,6 +232,12 @@ func (db *DB) ListAudit(ctx context.Context, f store.AuditFilter) ([]store.Audit
 	return db.auto().ListAudit(ctx, f)
 }
 
+// AuditHeads returns every audit stream's head, in stream name order
+// (audit.HeadReader).
+func (db *DB) AuditHeads(ctx context.Context) ([]store.AuditHead, error) {
+	return db.auto().AuditHeads(ctx)
+}
+
 // CreateSigningKey implements store.SigningKeys.
 func (db *DB) CreateSigningKey(ctx context.Context, k store.SigningKey) error {
 	return db.auto().CreateSigningKey(ctx, k)

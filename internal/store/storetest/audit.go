@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
+	"github.com/openxaa/xaa/internal/audit"
 	"github.com/openxaa/xaa/internal/store"
 )
 
@@ -32,14 +33,15 @@ func isHexHash(s string) bool {
 	return err == nil && len(b) == 32
 }
 
-// checkLinked verifies ev against its stored predecessor: the event with
-// Seq-1 must exist (no gap) and its Hash must be ev.PrevHash.
+// checkLinked verifies ev against its stored predecessor in its stream:
+// the event with Seq-1 must exist (no gap) and its Hash must be
+// ev.PrevHash.
 func checkLinked(t *testing.T, a store.Audit, ev store.AuditEvent) {
 	t.Helper()
 	if ev.Seq == 1 {
 		return
 	}
-	prev, err := a.ListAudit(t.Context(), store.AuditFilter{AfterSeq: ev.Seq - 2, Limit: 1})
+	prev, err := a.ListAudit(t.Context(), store.AuditFilter{Stream: ev.Stream, AfterSeq: ev.Seq - 2, Limit: 1})
 	noErr(t, "ListAudit predecessor", err)
 	if len(prev) != 1 || prev[0].Seq != ev.Seq-1 {
 		t.Fatalf("event %d: predecessor %d missing (got %v)", ev.Seq, ev.Seq-1, prev)
@@ -81,6 +83,12 @@ func testAudit(t *testing.T, a store.Audit, s Store) {
 			noErr(t, "AppendAudit", a.AppendAudit(t.Context(), &ev))
 			if ev.Seq <= 0 || (len(appended) > 0 && ev.Seq <= appended[len(appended)-1].Seq) {
 				t.Fatalf("Seq %d does not increase", ev.Seq)
+			}
+			if ev.ID <= 0 || (len(appended) > 0 && ev.ID <= appended[len(appended)-1].ID) {
+				t.Fatalf("ID %d does not increase", ev.ID)
+			}
+			if ev.Stream != audit.StreamOf(ev.Type) {
+				t.Fatalf("Stream %q, want %q from the type", ev.Stream, audit.StreamOf(ev.Type))
 			}
 			if !isHexHash(ev.Hash) || !isHexHash(ev.PrevHash) || ev.Hash == ev.PrevHash {
 				t.Fatalf("bad hashes: Hash %q PrevHash %q", ev.Hash, ev.PrevHash)
@@ -134,8 +142,80 @@ func testAudit(t *testing.T, a store.Audit, s Store) {
 			{"all three", store.AuditFilter{Type: t1, Subject: s1, ClientID: c1}, pick(0, 3)},
 			{"no match", store.AuditFilter{Type: t2, ClientID: c1}, nil},
 			{"limit", store.AuditFilter{Subject: s1, Limit: 2}, pick(0, 2)},
-			{"after seq", store.AuditFilter{Subject: s1, AfterSeq: evs[0].Seq}, pick(2, 3)},
-			{"after last", store.AuditFilter{Subject: s1, AfterSeq: evs[3].Seq}, nil},
+			{"after id", store.AuditFilter{Subject: s1, AfterID: evs[0].ID}, pick(2, 3)},
+			{"after last", store.AuditFilter{Subject: s1, AfterID: evs[3].ID}, nil},
+		} {
+			got, err := a.ListAudit(t.Context(), tc.f)
+			noErr(t, tc.name, err)
+			if diff := cmp.Diff(tc.want, got, cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("%s: ListAudit mismatch (-want +got):\n%s", tc.name, diff)
+			}
+		}
+	})
+
+	t.Run("StreamsAreSeparateChains", func(t *testing.T) {
+		t.Parallel()
+		// Fresh streams, so each starts at seq 1 however often the suite runs.
+		sa, sb := newID("sa")[:24], newID("sb")[:24]
+		subject := newID("user")
+		var evs []store.AuditEvent
+		for _, stream := range []string{sa, sb, sa, sa, sb} {
+			ev := newEvent("x.stream", subject, "c")
+			ev.Stream = stream
+			noErr(t, "AppendAudit", a.AppendAudit(t.Context(), &ev))
+			evs = append(evs, ev)
+		}
+		for i, want := range []struct {
+			seq  int64
+			prev int // index of the predecessor, -1 for genesis
+		}{{1, -1}, {1, -1}, {2, 0}, {3, 2}, {2, 1}} {
+			ev := evs[i]
+			wantPrev := audit.GenesisHash
+			if want.prev >= 0 {
+				wantPrev = evs[want.prev].Hash
+			}
+			if ev.Seq != want.seq || ev.PrevHash != wantPrev {
+				t.Errorf("event %d in %s: seq %d prev %s, want seq %d prev %s", i, ev.Stream, ev.Seq, ev.PrevHash, want.seq, wantPrev)
+			}
+		}
+		got, err := a.ListAudit(t.Context(), store.AuditFilter{Stream: sa, AfterSeq: 1})
+		noErr(t, "ListAudit", err)
+		if diff := cmp.Diff([]store.AuditEvent{evs[2], evs[3]}, got, cmpopts.EquateEmpty()); diff != "" {
+			t.Errorf("ListAudit(stream after seq 1) (-want +got):\n%s", diff)
+		}
+		bad := newEvent("x.stream", subject, "c")
+		bad.Stream = audit.StreamLegacy
+		if err := a.AppendAudit(t.Context(), &bad); err == nil || bad.Seq != 0 {
+			t.Errorf("append to the legacy stream: %v, seq %d; want refused", err, bad.Seq)
+		}
+	})
+
+	t.Run("ListByOutcomeTokenAndTime", func(t *testing.T) {
+		t.Parallel()
+		subject := newID("user")
+		jti, idjag := newID("jti"), newID("idjag")
+		base := now().Add(-time.Hour)
+		mk := func(outcome string, data map[string]string, at time.Duration) store.AuditEvent {
+			ev := newEvent("accesstoken.issued", subject, "c")
+			ev.Outcome, ev.Data, ev.Time = outcome, data, base.Add(at)
+			noErr(t, "AppendAudit", a.AppendAudit(t.Context(), &ev))
+			return ev
+		}
+		e0 := mk("allow", map[string]string{"jti": jti, "idjag_jti": idjag}, 0)
+		e1 := mk("deny", map[string]string{"idjag_jti": idjag}, time.Minute)
+		e2 := mk("allow", map[string]string{"jti": newID("jti")}, 2*time.Minute)
+		for _, tc := range []struct {
+			name string
+			f    store.AuditFilter
+			want []store.AuditEvent
+		}{
+			{"outcome", store.AuditFilter{Subject: subject, Outcome: "deny"}, []store.AuditEvent{e1}},
+			{"jti", store.AuditFilter{JTI: jti}, []store.AuditEvent{e0}},
+			{"parent jti", store.AuditFilter{ParentJTI: idjag}, []store.AuditEvent{e0, e1}},
+			{"jti is not parent", store.AuditFilter{ParentJTI: jti}, nil},
+			{"since", store.AuditFilter{Subject: subject, Since: base.Add(time.Minute)}, []store.AuditEvent{e1, e2}},
+			{"until", store.AuditFilter{Subject: subject, Until: base.Add(time.Minute)}, []store.AuditEvent{e0}},
+			{"window", store.AuditFilter{Subject: subject, Since: base.Add(time.Second), Until: base.Add(2 * time.Minute)}, []store.AuditEvent{e1}},
 		} {
 			got, err := a.ListAudit(t.Context(), tc.f)
 			noErr(t, tc.name, err)
@@ -161,7 +241,8 @@ func testAudit(t *testing.T, a store.Audit, s Store) {
 			"') OR ('1'='1",
 			"1 OR 1=1",
 		} {
-			for _, f := range []store.AuditFilter{{Subject: v}, {Type: v}, {ClientID: v}, {Type: v, Subject: v, ClientID: v}} {
+			for _, f := range []store.AuditFilter{{Subject: v}, {Type: v}, {ClientID: v}, {Outcome: v}, {JTI: v}, {ParentJTI: v},
+				{Type: v, Subject: v, ClientID: v}} {
 				got, err := a.ListAudit(t.Context(), f)
 				noErr(t, "ListAudit", err)
 				if len(got) != 0 {

@@ -40,6 +40,12 @@ type Store interface {
 	store.Sessions
 	store.AuthCodes
 	store.RefreshTokens
+	store.AdminSessions
+	store.AdminTokens
+	store.DirectoryLists
+	store.Ledger
+	store.SETOutbox
+	store.RevocationPolls
 	store.Pinger
 }
 
@@ -81,6 +87,12 @@ func Run(t *testing.T, newStore func(t *testing.T) Store) {
 			t.Run("AuthServers", func(t *testing.T) { t.Parallel(); testAuthServers(t, v.a) })
 			t.Run("Resources", func(t *testing.T) { t.Parallel(); testResources(t, v.a) })
 			t.Run("Connections", func(t *testing.T) { t.Parallel(); testConnections(t, v.a) })
+			t.Run("AdminSessions", func(t *testing.T) { t.Parallel(); testAdminSessions(t, v.a) })
+			t.Run("AdminTokens", func(t *testing.T) { t.Parallel(); testAdminTokens(t, v.a) })
+			t.Run("Ledger", func(t *testing.T) { t.Parallel(); testLedger(t, v.a) })
+			t.Run("SETOutbox", func(t *testing.T) { t.Parallel(); testSETOutbox(t, v.a) })
+			t.Run("RevocationPolls", func(t *testing.T) { t.Parallel(); testRevocationPolls(t, v.a) })
+			t.Run("ConnectionLedgerStatuses", func(t *testing.T) { t.Parallel(); testConnectionLedgerStatuses(t, v.a) })
 		})
 	}
 	t.Run("AuditLimits", func(t *testing.T) { t.Parallel(); testAuditLimits(t, s) })
@@ -88,6 +100,8 @@ func Run(t *testing.T, newStore func(t *testing.T) Store) {
 	t.Run("FenceTransactions", func(t *testing.T) { t.Parallel(); testFenceTransactions(t, s) })
 	t.Run("DirectoryTransactions", func(t *testing.T) { t.Parallel(); testDirectoryTransactions(t, s) })
 	t.Run("Cancellation", func(t *testing.T) { t.Parallel(); testCancellation(t, s) })
+	t.Run("DirectoryLists", func(t *testing.T) { t.Parallel(); testDirectoryLists(t, s) })
+	t.Run("LedgerTransactions", func(t *testing.T) { t.Parallel(); testLedgerTransactions(t, s) })
 }
 
 // errBoom is returned by test callbacks to force a rollback.

@@ -1,0 +1,8 @@
+//go:build !unix
+
+package audit
+
+import "io/fs"
+
+// fileOwner reports no owner where the platform has no uid.
+func fileOwner(fs.FileInfo) (int, bool) { return 0, false }
