@@ -224,6 +224,9 @@ func runDemo(ctx context.Context, e *env, stateDir string, port int, check bool)
 	if err := waitReady(ctx, l.base+"/readyz", serveErr); err != nil {
 		return err
 	}
+	if err := restoreDemoConnections(ctx, l); err != nil {
+		return err
+	}
 
 	if check {
 		err := runDemoCheck(ctx, e.stdout, l, secrets)

@@ -277,3 +277,37 @@ In another terminal; the CLI is the requesting app "assistant", and a browser op
 Or run every step unattended: %[10]s demo --check
 `, l.dir, l.idp, l.as, l.filesResource, l.crmResource, s.AlicePassword, s.BobPassword, s.DanaPassword, s.AliceTOTP, xaa, p, l.config)
 }
+
+// restoreDemoConnections undoes an earlier run's revocation: the seed never
+// brings an ended connection back, so the demo asks the ledger for a new
+// one with the same terms and approves it, as an admin would.
+func restoreDemoConnections(ctx context.Context, l demoLayout) error {
+	cfg, err := config.Load(l.config, func(string) string { return "" })
+	if err != nil {
+		return err
+	}
+	return withLedgerConfig(ctx, cfg, io.Discard, func(ctx context.Context, s *ledger.Service, db *sqlstore.DB) error {
+		actor := ledger.Actor{Kind: ledger.ActorCLI, ID: "demo"}
+		for _, res := range []string{l.filesResource, l.crmResource} {
+			last, err := db.LatestConnection(ctx, "assistant", res)
+			if err != nil {
+				return fmt.Errorf("demo connection to %s: %w", res, err)
+			}
+			if !last.Status.Ended() {
+				continue
+			}
+			e, err := s.Request(ctx, actor, ledger.RequestInput{
+				App: "assistant", Resource: res, GroupScopes: last.GroupScopes, StepUp: last.StepUp,
+				IDJAGLifetime: last.IDJAGLifetime, AccessTokenLifetime: last.AccessTokenLifetime,
+				Justification: "restored for a new demo run after " + last.ID + " was revoked",
+			})
+			if err != nil {
+				return fmt.Errorf("request a new demo connection to %s: %w", res, err)
+			}
+			if _, err := s.Approve(ctx, actor, e.ID, "demo"); err != nil {
+				return fmt.Errorf("approve the new demo connection to %s: %w", res, err)
+			}
+		}
+		return nil
+	})
+}

@@ -555,14 +555,17 @@ func (a *applier) connections(ctx context.Context, pl *plan) error {
 func (a *applier) connection(ctx context.Context, want store.Connection, key string) error {
 	cur, err := a.tx.FindConnection(ctx, want.AppID, want.ResourceURI)
 	if errors.Is(err, store.ErrNotFound) {
-		if want.Status == store.ConnectionRevoked {
-			// Only a record: one revoked row is enough, re-applying must
-			// not add another each time.
-			old, err := a.tx.ListConnections(ctx, store.ConnectionFilter{AppID: want.AppID, ResourceURI: want.ResourceURI, IncludeRevoked: true})
-			if err != nil {
-				return err
-			}
-			if len(old) > 0 {
+		// An ended connection (revoked or denied, by the ledger or an
+		// earlier seed) is never brought back by re-applying the seed: a
+		// serve with seed_file would otherwise undo an admin's revocation
+		// at every restart. A new connection goes through the ledger
+		// (xaa connection request, then approve).
+		old, err := a.tx.ListConnections(ctx, store.ConnectionFilter{AppID: want.AppID, ResourceURI: want.ResourceURI, IncludeRevoked: true})
+		if err != nil {
+			return err
+		}
+		for _, o := range old {
+			if o.Status.Ended() {
 				return a.record(ctx, &a.sum.Connections, "connection", key, "", want.AppID, false, nil)
 			}
 		}
