@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -905,7 +906,17 @@ func (c *adminClient) auditCommand() *cobra.Command {
 			})
 		},
 	}
-	cmd.AddCommand(query, export, verify, trace)
+	var tf adminAuditFlags
+	var every time.Duration
+	tail := &cobra.Command{
+		Use: "tail", Short: "Print new audit records as they are written, until interrupted", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return c.tailAudit(cmd, &tf, every)
+		},
+	}
+	tf.register(tail)
+	tail.Flags().DurationVar(&every, "every", 2*time.Second, "how often to ask the server for new records")
+	cmd.AddCommand(query, export, verify, trace, tail)
 	return cmd
 }
 
@@ -953,4 +964,69 @@ give it to xaa admin with --token-file or XAA_ADMIN_TOKEN_FILE.`,
 	create.Flags().StringVar(&description, "description", "", "what it is for (shown in token lists and audit records)")
 	cmd.AddCommand(create)
 	return cmd
+}
+
+// tailAudit polls /audit/records for records newer than the last one it
+// printed (by record id, which only grows), starting now unless --since
+// says otherwise. Each poll asks from the newest printed record's time, so
+// a poll reads a bounded page.
+func (c *adminClient) tailAudit(cmd *cobra.Command, f *adminAuditFlags, every time.Duration) error {
+	if every < 100*time.Millisecond {
+		return fmt.Errorf("--every %s is too short; use at least 100ms", every)
+	}
+	since := f.since
+	if since == "" {
+		since = time.Now().UTC().Format(time.RFC3339)
+	}
+	var lastID int64
+	for {
+		q := f.query()
+		q.Set("since", since)
+		q.Set("limit", "200")
+		cursor := ""
+		for {
+			if cursor != "" {
+				q.Set("cursor", cursor)
+			}
+			b, err := c.call(cmd, http.MethodGet, "/audit/records", q, nil)
+			if err != nil {
+				return err
+			}
+			var page struct {
+				Items      []map[string]any `json:"items"`
+				NextCursor string           `json:"next_cursor"`
+			}
+			if err := json.Unmarshal(b, &page); err != nil {
+				return fmt.Errorf("admin API: the answer is not a list: %w", err)
+			}
+			for _, m := range page.Items {
+				id, err := strconv.ParseInt(str(m, "id"), 10, 64)
+				if err != nil || id <= lastID {
+					continue
+				}
+				lastID = id
+				t := ""
+				if ms, ok := m["time_ms"].(float64); ok {
+					t = time.UnixMilli(int64(ms)).UTC().Format(time.RFC3339)
+					since = t
+				}
+				if c.json {
+					line, _ := json.Marshal(m)
+					fmt.Fprintln(c.e.stdout, string(line))
+					continue
+				}
+				fmt.Fprintln(c.e.stdout, printable(strings.Join([]string{t, str(m, "stream"), str(m, "type"), str(m, "outcome"),
+					dash(str(m, "actor")), dash(str(m, "subject")), dash(str(m, "reason"))}, "  ")))
+			}
+			if page.NextCursor == "" {
+				break
+			}
+			cursor = page.NextCursor
+		}
+		select {
+		case <-cmd.Context().Done():
+			return nil
+		case <-time.After(every):
+		}
+	}
 }

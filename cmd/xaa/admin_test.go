@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"html"
@@ -252,6 +253,19 @@ func TestServeAdmin(t *testing.T) {
 	}
 	if out := mustXA(auditorTok, "audit", "trace", "no-such-jti"); !strings.Contains(out, "no records") {
 		t.Errorf("audit trace = %q", out)
+	}
+	// tail prints what exists since --since, then follows until cancelled.
+	tailCtx, stopTail := context.WithTimeout(t.Context(), 1500*time.Millisecond)
+	var tailOut, tailErr syncBuffer
+	err := run(tailCtx, []string{"xaa", "admin", "--url", adminURL, "--token-file", auditorTok, "audit", "tail",
+		"--type", "admin.token_create", "--since", "2000-01-01T00:00:00Z", "--every", "200ms"},
+		func(string) string { return "" }, strings.NewReader(""), &tailOut, &tailErr)
+	stopTail()
+	if err != nil || strings.Count(tailOut.String(), "admin.token_create") < 3 || strings.Contains(tailOut.String(), "users.disable") {
+		t.Errorf("audit tail: %v\nstdout:\n%s\nstderr:\n%s", err, tailOut.String(), tailErr.String())
+	}
+	if _, err := xa(auditorTok, "audit", "tail", "--every", "1ms"); err == nil {
+		t.Error("audit tail accepted --every 1ms")
 	}
 	exportFile := filepath.Join(dir, "audit.jsonl")
 	mustXA(auditorTok, "audit", "export", "--stream", "admin", "--out", exportFile)
