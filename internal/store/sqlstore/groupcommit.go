@@ -183,6 +183,9 @@ func (c *committer) batch() {
 		return
 	}
 
+	// One batch runs the same few statements once per caller: prepare
+	// each once per transaction (SQLite re-parses every unprepared one).
+	stmts := &stmtCache{tx: tx}
 	var (
 		succeeded []*txRequest // fn returned nil and its savepoint was released
 		batchErr  error        // the transaction is unusable: fail everyone in it
@@ -208,7 +211,7 @@ func (c *committer) batch() {
 				continue
 			}
 		}
-		q := &txQuerier{tx: tx, ctx: ctx}
+		q := &txQuerier{tx: tx, ctx: ctx, stmts: stmts}
 		r.run <- &ops{d: c.d, w: q, r: q}
 		ok := <-r.ran
 		q.closed.Store(true)
@@ -293,7 +296,39 @@ func (c *committer) discard(conn *sql.Conn) {
 type txQuerier struct {
 	tx     *sql.Tx
 	ctx    context.Context
+	stmts  *stmtCache
 	closed atomic.Bool
+}
+
+// stmtCache holds the statements prepared on one batch transaction; they
+// close with it. Callers of a batch run one at a time, but a caller may
+// use its querier from several goroutines, hence the lock.
+type stmtCache struct {
+	tx *sql.Tx
+	mu sync.Mutex
+	m  map[string]*sql.Stmt
+}
+
+// get returns query prepared on the transaction, or nil when preparing
+// fails (the caller then runs it unprepared and gets the real error).
+func (c *stmtCache) get(ctx context.Context, query string) *sql.Stmt {
+	if c == nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st, ok := c.m[query]; ok {
+		return st
+	}
+	st, err := c.tx.PrepareContext(ctx, query)
+	if err != nil {
+		return nil
+	}
+	if c.m == nil {
+		c.m = make(map[string]*sql.Stmt)
+	}
+	c.m[query] = st
+	return st
 }
 
 func (q *txQuerier) check(ctx context.Context) error {
@@ -307,12 +342,18 @@ func (q *txQuerier) ExecContext(ctx context.Context, query string, args ...any) 
 	if err := q.check(ctx); err != nil {
 		return nil, err
 	}
+	if st := q.stmts.get(q.ctx, query); st != nil {
+		return st.ExecContext(q.ctx, args...)
+	}
 	return q.tx.ExecContext(q.ctx, query, args...)
 }
 
 func (q *txQuerier) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
 	if err := q.check(ctx); err != nil {
 		return nil, err
+	}
+	if st := q.stmts.get(q.ctx, query); st != nil {
+		return st.QueryContext(q.ctx, args...)
 	}
 	return q.tx.QueryContext(q.ctx, query, args...)
 }
@@ -328,6 +369,9 @@ func (q *txQuerier) QueryRowContext(ctx context.Context, query string, args ...a
 			ctx = done
 		}
 		return q.tx.QueryRowContext(ctx, query, args...)
+	}
+	if st := q.stmts.get(q.ctx, query); st != nil {
+		return st.QueryRowContext(q.ctx, args...)
 	}
 	return q.tx.QueryRowContext(q.ctx, query, args...)
 }

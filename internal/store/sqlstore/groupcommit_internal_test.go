@@ -384,3 +384,43 @@ func TestGroupCommitTxUnusableAfterFn(t *testing.T) {
 		t.Error("write through a kept tx was stored")
 	}
 }
+
+// TestStmtCache: within one batch transaction a statement is prepared once
+// and reused; a statement that cannot be prepared yields nil, so the caller
+// runs it unprepared and reports the real error.
+func TestStmtCache(t *testing.T) {
+	t.Parallel()
+	db := mustOpenMigrated(t, sqliteTestURL(filepath.Join(t.TempDir(), "xaa.db")))
+	ctx := t.Context()
+	tx, err := db.write.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	c := &stmtCache{tx: tx}
+	a1, a2 := c.get(ctx, "SELECT 1"), c.get(ctx, "SELECT 1")
+	if a1 == nil || a1 != a2 {
+		t.Fatalf("same query: %p then %p, want one prepared statement", a1, a2)
+	}
+	if b := c.get(ctx, "SELECT 2"); b == nil || b == a1 {
+		t.Fatalf("another query got %p", b)
+	}
+	if bad := c.get(ctx, "SELEKT nonsense"); bad != nil {
+		t.Fatal("a statement that cannot be prepared was cached")
+	}
+	if len(c.m) != 2 {
+		t.Fatalf("cache holds %d statements, want 2", len(c.m))
+	}
+	q := &txQuerier{tx: tx, ctx: ctx, stmts: c}
+	if _, err := q.ExecContext(ctx, "SELEKT nonsense"); err == nil {
+		t.Fatal("a broken statement ran")
+	}
+	var n int
+	if err := q.QueryRowContext(ctx, "SELECT 1").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("cached query: %d %v", n, err)
+	}
+	var nilCache *stmtCache
+	if nilCache.get(ctx, "SELECT 1") != nil {
+		t.Fatal("a nil cache returned a statement")
+	}
+}
