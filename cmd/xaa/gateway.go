@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"maps"
 	"net/http"
@@ -20,6 +19,7 @@ import (
 	"github.com/openxaa/xaa/internal/config"
 	"github.com/openxaa/xaa/internal/gateway"
 	"github.com/openxaa/xaa/internal/httpserver"
+	"github.com/openxaa/xaa/internal/secretfile"
 	"github.com/openxaa/xaa/internal/store/sqlstore"
 	"github.com/openxaa/xaa/mcpauth"
 )
@@ -197,35 +197,11 @@ const maxSecretFile = 64 << 10
 // readSecretFile reads a secret from a regular file that only its owner
 // can read (as the wrapping key file), dropping one trailing newline.
 func readSecretFile(path string) (string, error) {
-	before, err := os.Stat(path)
+	data, err := secretfile.Read(path, maxSecretFile)
 	if err != nil {
 		return "", err
 	}
-	if err := checkSecretFile(path, before); err != nil {
-		return "", err
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	opened, err := f.Stat()
-	if err != nil {
-		return "", err
-	}
-	if !os.SameFile(before, opened) {
-		return "", fmt.Errorf("%s changed while it was being opened", path)
-	}
-	if err := checkSecretFile(path, opened); err != nil {
-		return "", err
-	}
-	data, err := io.ReadAll(io.LimitReader(f, maxSecretFile+1))
-	if err != nil {
-		return "", err
-	}
-	if len(data) > maxSecretFile {
-		return "", fmt.Errorf("%s is larger than %d bytes", path, maxSecretFile)
-	}
+	defer clear(data)
 	if d, ok := bytes.CutSuffix(data, []byte("\r\n")); ok {
 		data = d
 	} else {
@@ -238,16 +214,6 @@ func readSecretFile(path string) (string, error) {
 		return "", fmt.Errorf("%s holds more than one line", path)
 	}
 	return string(data), nil
-}
-
-func checkSecretFile(path string, fi os.FileInfo) error {
-	if !fi.Mode().IsRegular() {
-		return fmt.Errorf("%s is not a regular file (%s)", path, fi.Mode().Type())
-	}
-	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		return fmt.Errorf("%s has mode %04o, readable beyond its owner; run `chmod 600 %s`", path, perm, path)
-	}
-	return nil
 }
 
 // gatewayHelp is appended to serve's help.

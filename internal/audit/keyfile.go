@@ -9,13 +9,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
+
+	"github.com/openxaa/xaa/internal/secretfile"
 )
 
 // ErrInsecureKeyFile means the checkpoint key file may be read by someone
 // other than its owner, or is not a regular file of the service user.
-var ErrInsecureKeyFile = errors.New("audit: insecure checkpoint key file")
+var ErrInsecureKeyFile = secretfile.ErrInsecure
 
 // ErrInvalidKey means a key file does not hold an Ed25519 key of the
 // expected kind.
@@ -84,37 +85,14 @@ func ParsePublicKeyPEM(data []byte) (ed25519.PublicKey, error) {
 // group or other permission bits (0600 or 0400); symlinks are followed,
 // and the checks apply to the file actually opened.
 func LoadPrivateKey(path string) (ed25519.PrivateKey, error) {
-	// Stat before opening: opening a FIFO would block until a writer shows up.
-	before, err := os.Stat(path)
-	if err != nil {
-		return nil, fmt.Errorf("audit: checkpoint key file: %w", err)
-	}
-	if err := checkKeyFileInfo(path, before); err != nil {
-		return nil, err
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("audit: checkpoint key file: %w", err)
-	}
-	defer f.Close()
-	opened, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("audit: checkpoint key file: %w", err)
-	}
-	if !os.SameFile(before, opened) {
-		return nil, fmt.Errorf("%w: %s changed while it was being opened", ErrInsecureKeyFile, path)
-	}
-	if err := checkKeyFileInfo(path, opened); err != nil {
-		return nil, err
-	}
-	buf, err := io.ReadAll(io.LimitReader(f, maxKeyFile+1))
-	defer clear(buf)
-	if err != nil {
-		return nil, fmt.Errorf("audit: read checkpoint key file %s: %w", path, err)
-	}
-	if len(buf) > maxKeyFile {
+	buf, err := secretfile.Read(path, maxKeyFile)
+	if errors.Is(err, secretfile.ErrTooLarge) {
 		return nil, fmt.Errorf("%w in %s: file too large", ErrInvalidKey, path)
 	}
+	if err != nil {
+		return nil, fmt.Errorf("audit: checkpoint key file: %w", err)
+	}
+	defer clear(buf)
 	k, err := ParsePrivateKeyPEM(buf)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
@@ -142,19 +120,4 @@ func LoadPublicKey(path string) (ed25519.PublicKey, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return k, nil
-}
-
-func checkKeyFileInfo(path string, fi fs.FileInfo) error {
-	if !fi.Mode().IsRegular() {
-		return fmt.Errorf("%w: %s is not a regular file (%s)", ErrInsecureKeyFile, path, fi.Mode().Type())
-	}
-	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		return fmt.Errorf("%w: %s has mode %04o, readable beyond its owner; run `chmod 600 %s`",
-			ErrInsecureKeyFile, path, perm, path)
-	}
-	if uid, ok := fileOwner(fi); ok && uid != os.Geteuid() {
-		return fmt.Errorf("%w: %s is owned by uid %d, not by the service user (uid %d); run `chown` on it",
-			ErrInsecureKeyFile, path, uid, os.Geteuid())
-	}
-	return nil
 }

@@ -7,10 +7,9 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
-	"io/fs"
-	"os"
 	"strings"
+
+	"github.com/openxaa/xaa/internal/secretfile"
 )
 
 // WrappingKeySize is the length of the key that seals private keys at rest.
@@ -29,7 +28,7 @@ var (
 	ErrInvalidWrappingKey = errors.New("keyring: invalid wrapping key")
 	// ErrInsecureKeyFile means the wrapping key file is not a regular file
 	// readable only by the service user.
-	ErrInsecureKeyFile = errors.New("keyring: insecure wrapping key file")
+	ErrInsecureKeyFile = secretfile.ErrInsecure
 )
 
 // GenerateWrappingKey returns a fresh random wrapping key, base64 (standard
@@ -109,55 +108,17 @@ func CheckWrappingKey(key []byte) error {
 }
 
 func readWrappingKeyFile(path string) ([]byte, error) {
-	// Stat before opening: opening a FIFO would block until a writer shows up.
-	before, err := os.Stat(path)
-	if err != nil {
-		return nil, fmt.Errorf("keyring: wrapping key file: %w", err)
-	}
-	if err := checkKeyFileInfo(path, before); err != nil {
-		return nil, err
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("keyring: wrapping key file: %w", err)
-	}
-	defer f.Close()
-	opened, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("keyring: wrapping key file: %w", err)
-	}
-	if !os.SameFile(before, opened) {
-		return nil, fmt.Errorf("%w: %s changed while it was being opened", ErrInsecureKeyFile, path)
-	}
-	if err := checkKeyFileInfo(path, opened); err != nil {
-		return nil, err
-	}
-	buf, err := io.ReadAll(io.LimitReader(f, maxWrappingKeyFile+1))
-	defer clear(buf)
-	if err != nil {
-		return nil, fmt.Errorf("keyring: read wrapping key file %s: %w", path, err)
-	}
-	if len(buf) > maxWrappingKeyFile {
+	buf, err := secretfile.Read(path, maxWrappingKeyFile)
+	if errors.Is(err, secretfile.ErrTooLarge) {
 		return nil, fmt.Errorf("%w in %s: file too large", ErrInvalidWrappingKey, path)
 	}
+	if err != nil {
+		return nil, err
+	}
+	defer clear(buf)
 	key, err := ParseWrappingKey(string(bytes.TrimSpace(buf)))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return key, nil
-}
-
-func checkKeyFileInfo(path string, fi fs.FileInfo) error {
-	if !fi.Mode().IsRegular() {
-		return fmt.Errorf("%w: %s is not a regular file (%s)", ErrInsecureKeyFile, path, fi.Mode().Type())
-	}
-	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		return fmt.Errorf("%w: %s has mode %04o, readable beyond its owner; run `chmod 600 %s`",
-			ErrInsecureKeyFile, path, perm, path)
-	}
-	if uid, ok := fileOwner(fi); ok && uid != os.Geteuid() {
-		return fmt.Errorf("%w: %s is owned by uid %d, not by the service user (uid %d); run `chown` on it",
-			ErrInsecureKeyFile, path, uid, os.Geteuid())
-	}
-	return nil
 }

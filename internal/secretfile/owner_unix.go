@@ -1,6 +1,6 @@
 //go:build unix
 
-package audit
+package secretfile
 
 import (
 	"io/fs"
