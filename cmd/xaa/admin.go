@@ -542,12 +542,7 @@ func (c *adminClient) connectionsCommand() *cobra.Command {
 	list.Flags().StringVar(&resource, "resource", "", "only this resource URI")
 	list.Flags().StringVar(&status, "status", "", "only this status: pending, approved, denied, suspended, revoked, expired")
 	lf.register(list)
-	show := &cobra.Command{
-		Use: "show ID", Short: "Show a connection with its history, enforcement points and security event deliveries", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return c.show(cmd, http.MethodGet, "/connections/"+url.PathEscape(args[0]), nil, nil, nil)
-		},
-	}
+	show := c.showCommand("show ID", "Show a connection with its history, enforcement points and security event deliveries", "/connections/")
 	cmd.AddCommand(list, show)
 	for _, a := range []struct {
 		verb, short string
@@ -643,23 +638,11 @@ func (c *adminClient) usersCommand() *cobra.Command {
 	list.Flags().StringVar(&group, "group", "", "only members of this group")
 	list.Flags().StringVar(&disabled, "disabled", "", "true: only disabled users; false: only enabled ones")
 	lf.register(list)
-	show := &cobra.Command{
-		Use: "show USERNAME", Short: "Show a user, their groups and admin roles", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return c.show(cmd, http.MethodGet, "/users/"+url.PathEscape(args[0]), nil, nil, nil)
-		},
-	}
-	var reason string
-	disable := &cobra.Command{
-		Use: "disable USERNAME --reason TEXT", Short: "Disable a user: exchanges stop now, authorization servers are told", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if strings.TrimSpace(reason) == "" {
-				return errors.New("--reason is required")
-			}
-			return c.change(cmd, "/users/"+url.PathEscape(args[0])+"/disable", map[string]string{"reason": reason})
-		},
-	}
-	disable.Flags().StringVar(&reason, "reason", "", "why (required)")
+	show := c.showCommand("show USERNAME", "Show a user, their groups and admin roles", "/users/")
+	disable := c.reasonCommand("disable USERNAME --reason TEXT", "Disable a user: exchanges stop now, authorization servers are told", 1,
+		func(args []string) (string, map[string]string) {
+			return "/users/" + url.PathEscape(args[0]) + "/disable", map[string]string{}
+		})
 	cmd.AddCommand(list, show, disable)
 	return cmd
 }
@@ -677,23 +660,11 @@ func (c *adminClient) groupsCommand() *cobra.Command {
 		},
 	}
 	lf.register(list)
-	show := &cobra.Command{
-		Use: "show NAME", Short: "Show a group and its first members", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return c.show(cmd, http.MethodGet, "/groups/"+url.PathEscape(args[0]), nil, nil, nil)
-		},
-	}
-	var reason string
-	remove := &cobra.Command{
-		Use: "remove-member GROUP USERNAME --reason TEXT", Short: "Remove a user from a group", Args: cobra.ExactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if strings.TrimSpace(reason) == "" {
-				return errors.New("--reason is required")
-			}
-			return c.change(cmd, "/groups/"+url.PathEscape(args[0])+"/remove-member", map[string]string{"username": args[1], "reason": reason})
-		},
-	}
-	remove.Flags().StringVar(&reason, "reason", "", "why (required)")
+	show := c.showCommand("show NAME", "Show a group and its first members", "/groups/")
+	remove := c.reasonCommand("remove-member GROUP USERNAME --reason TEXT", "Remove a user from a group", 2,
+		func(args []string) (string, map[string]string) {
+			return "/groups/" + url.PathEscape(args[0]) + "/remove-member", map[string]string{"username": args[1]}
+		})
 	cmd.AddCommand(list, show, remove)
 	return cmd
 }
@@ -715,23 +686,11 @@ func (c *adminClient) appsCommand() *cobra.Command {
 	}
 	list.Flags().StringVar(&disabled, "disabled", "", "true: only revoked apps; false: only active ones")
 	lf.register(list)
-	show := &cobra.Command{
-		Use: "show CLIENT_ID", Short: "Show an app, its client ids and connections", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return c.show(cmd, http.MethodGet, "/apps/"+url.PathEscape(args[0]), nil, nil, nil)
-		},
-	}
-	var reason string
-	revoke := &cobra.Command{
-		Use: "revoke CLIENT_ID --reason TEXT", Short: "Revoke an app: exchanges stop now, authorization servers are told", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if strings.TrimSpace(reason) == "" {
-				return errors.New("--reason is required")
-			}
-			return c.change(cmd, "/apps/"+url.PathEscape(args[0])+"/revoke", map[string]string{"reason": reason})
-		},
-	}
-	revoke.Flags().StringVar(&reason, "reason", "", "why (required)")
+	show := c.showCommand("show CLIENT_ID", "Show an app, its client ids and connections", "/apps/")
+	revoke := c.reasonCommand("revoke CLIENT_ID --reason TEXT", "Revoke an app: exchanges stop now, authorization servers are told", 1,
+		func(args []string) (string, map[string]string) {
+			return "/apps/" + url.PathEscape(args[0]) + "/revoke", map[string]string{}
+		})
 	cmd.AddCommand(list, show, revoke)
 	return cmd
 }
@@ -757,12 +716,7 @@ func (c *adminClient) resourcesCommand() *cobra.Command {
 	}
 	list.Flags().StringVar(&authServer, "auth-server", "", "only resources this authorization server governs")
 	lf.register(list)
-	show := &cobra.Command{
-		Use: "show URI", Short: "Show a resource and its connections", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return c.show(cmd, http.MethodGet, "/resources/"+url.PathEscape(args[0]), nil, nil, nil)
-		},
-	}
+	show := c.showCommand("show URI", "Show a resource and its connections", "/resources/")
 	cmd.AddCommand(list, show)
 	return cmd
 }
@@ -1029,4 +983,33 @@ func (c *adminClient) tailAudit(cmd *cobra.Command, f *adminAuditFlags, every ti
 		case <-time.After(every):
 		}
 	}
+}
+
+// showCommand is `show ID`: GET base+ID.
+func (c *adminClient) showCommand(use, short, base string) *cobra.Command {
+	return &cobra.Command{
+		Use: use, Short: short, Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.show(cmd, http.MethodGet, base+url.PathEscape(args[0]), nil, nil, nil)
+		},
+	}
+}
+
+// reasonCommand is a change that needs --reason: POST to the path target
+// returns, with its body plus the reason.
+func (c *adminClient) reasonCommand(use, short string, nargs int, target func(args []string) (string, map[string]string)) *cobra.Command {
+	var reason string
+	cmd := &cobra.Command{
+		Use: use, Short: short, Args: cobra.ExactArgs(nargs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if strings.TrimSpace(reason) == "" {
+				return errors.New("--reason is required")
+			}
+			path, body := target(args)
+			body["reason"] = reason
+			return c.change(cmd, path, body)
+		},
+	}
+	cmd.Flags().StringVar(&reason, "reason", "", "why (required)")
+	return cmd
 }
